@@ -1,0 +1,20 @@
+"""Health endpoints and HTTP metrics."""
+
+from prometheus_client import REGISTRY
+
+from tests.conftest import Browser
+
+
+async def test_health_and_readiness(browser: Browser) -> None:
+    assert (await browser.http.get("/healthz")).json() == {"status": "ok"}
+    assert (await browser.http.get("/readyz")).json() == {"status": "ok"}
+
+
+async def test_request_metrics_use_route_templates(user: Browser) -> None:
+    labels = {"method": "GET", "route": "/rooms/{name}", "status": "404"}
+    before = REGISTRY.get_sample_value("http_requests_total", labels) or 0
+    await user.http.get("/rooms/does-not-exist")
+    await user.http.get("/rooms/nor-this-one")
+    assert REGISTRY.get_sample_value("http_requests_total", labels) == before + 2
+    raw = {"method": "GET", "route": "/rooms/nor-this-one", "status": "404"}
+    assert REGISTRY.get_sample_value("http_requests_total", raw) is None

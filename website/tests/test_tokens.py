@@ -1,0 +1,71 @@
+"""Chat tokens (DESIGN §4) and the JWKS the chat service verifies them with."""
+
+import jwt
+from jwt import PyJWK
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tests.conftest import Browser, unique_room
+from website.models import User
+
+
+async def _verify(browser: Browser, token: str) -> dict:
+    jwks = (await browser.http.get("/.well-known/jwks.json")).json()
+    header = jwt.get_unverified_header(token)
+    (key,) = [k for k in jwks["keys"] if k["kid"] == header["kid"]]
+    return jwt.decode(
+        token,
+        PyJWK(key).key,
+        algorithms=["EdDSA"],
+        audience="parley-chat",
+        issuer="parley-website",
+        options={"require": ["iss", "aud", "exp", "iat", "nbf", "sub", "jti"]},
+    )
+
+
+async def test_token_claims_exactly_as_designed(user: Browser) -> None:
+    room = unique_room()
+    await user.create_room(room)
+    response = await user.token(room)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["ws_url"] == f"/ws/rooms/{room}"
+    assert 0 < body["expires_in"] <= 120
+    header = jwt.get_unverified_header(body["token"])
+    assert header["alg"] == "EdDSA" and header["kid"]
+    claims = await _verify(user, body["token"])
+    assert set(claims) == {"iss", "aud", "sub", "email", "name", "room", "iat", "nbf", "exp", "jti"}
+    assert claims["room"] == room and claims["email"] == user.email
+    assert claims["name"] == user.name
+    assert claims["exp"] - claims["iat"] == body["expires_in"] <= 120
+    second = await _verify(user, (await user.token(room)).json()["token"])
+    assert second["jti"] != claims["jti"]
+
+
+async def test_jwks_holds_only_a_public_ed25519_key(browser: Browser) -> None:
+    response = await browser.http.get("/.well-known/jwks.json")
+    (key,) = response.json()["keys"]
+    assert key["kty"] == "OKP" and key["crv"] == "Ed25519" and key["alg"] == "EdDSA"
+    assert "d" not in key  # the private part never leaves the website
+    assert "max-age" in response.headers["cache-control"]
+
+
+async def test_token_refused_without_session_csrf_or_room(user: Browser, browser: Browser) -> None:
+    room = unique_room()
+    await user.create_room(room)
+    assert (await user.token("no-such-room")).status_code == 404
+    assert (await user.http.post(f"/api/rooms/{room}/token")).status_code == 403
+    bad = {"X-CSRF-Token": "nope"}
+    assert (await user.http.post(f"/api/rooms/{room}/token", headers=bad)).status_code == 403
+    await user.logout()
+    assert (await user.http.post(f"/api/rooms/{room}/token")).status_code == 401
+
+
+async def test_no_token_for_a_deactivated_user(user: Browser, db: AsyncSession) -> None:
+    room = unique_room()
+    await user.create_room(room)
+    csrf = await user.csrf()
+    await db.execute(update(User).where(User.email == user.email).values(is_active=False))
+    await db.commit()
+    response = await user.http.post(f"/api/rooms/{room}/token", headers={"X-CSRF-Token": csrf})
+    assert response.status_code == 401

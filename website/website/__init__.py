@@ -1,0 +1,1 @@
+"""Parley's website: users, sessions, rooms, the chat page and chat tokens."""

@@ -1,0 +1,41 @@
+"""CSRF tokens: bound to the session when logged in, to a cookie before that."""
+
+import secrets
+
+from fastapi import HTTPException, Request, Response, status
+
+COOKIE_NAME = "parley_csrf"
+FORM_FIELD = "csrf_token"
+HEADER = "X-CSRF-Token"
+
+
+def csrf_token_for(request: Request) -> str:
+    """The token pages embed; creates the anonymous one on first use."""
+    session = request.state.session
+    if session is not None:
+        return session.csrf_token
+    token = request.cookies.get(COOKIE_NAME) or getattr(request.state, "new_csrf", None)
+    if token is None:
+        token = secrets.token_urlsafe(32)
+        request.state.new_csrf = token
+    return token
+
+
+def set_csrf_cookie(request: Request, response: Response) -> None:
+    """Send the anonymous token cookie if this request created it."""
+    token = getattr(request.state, "new_csrf", None)
+    if token is not None:
+        response.set_cookie(
+            COOKIE_NAME,
+            token,
+            httponly=True,
+            samesite="lax",
+            secure=request.url.scheme == "https",
+        )
+
+
+def check_csrf(request: Request, submitted: str | None) -> None:
+    session = request.state.session
+    expected = session.csrf_token if session is not None else request.cookies.get(COOKIE_NAME)
+    if not expected or not submitted or not secrets.compare_digest(expected, submitted):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "Invalid or missing CSRF token.")

@@ -1,0 +1,56 @@
+"""One JSON object per log line, for our events and for every stdlib logger (uvicorn's too)."""
+
+import logging
+import sys
+
+import structlog
+
+SERVICE = "website"
+
+
+def _add_service(_: object, __: str, event: dict) -> dict:
+    event["service"] = SERVICE
+    return event
+
+
+def configure_logging(level: str = "INFO") -> None:
+    shared: list[structlog.typing.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.ExtraAdder(),
+        structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
+        _add_service,
+    ]
+    renderer = [
+        # Structured tracebacks without frame locals: locals could hold passwords or tokens.
+        structlog.processors.ExceptionRenderer(
+            structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+        ),
+        structlog.processors.EventRenamer("event"),
+        structlog.processors.JSONRenderer(),
+    ]
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *renderer],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True
+    # Our middleware writes the access log, with request ids and route templates.
+    logging.getLogger("uvicorn.access").disabled = True
+
+
+def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:
+    return structlog.stdlib.get_logger(name)
