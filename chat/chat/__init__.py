@@ -1,0 +1,1 @@
+"""Parley chat service: authenticated WebSocket rooms with in-memory broadcast."""

@@ -1,0 +1,46 @@
+"""Entry point: `python -m chat`."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+
+import structlog
+from prometheus_client import start_http_server
+
+from . import log as logsetup
+from .config import Settings
+from .server import build_server
+
+log = structlog.get_logger()
+
+
+async def run(settings: Settings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    start_http_server(settings.metrics_port, addr=settings.host)
+    async with build_server(settings) as server:
+        log.info("chat listening", port=settings.port, metrics_port=settings.metrics_port)
+        await stop.wait()
+        # Leaving the block closes every socket with 1001 and waits for the handlers.
+        log.info("chat stopping", connections=len(server.connections))
+
+
+def main() -> None:
+    settings = Settings.from_env()
+    logsetup.configure(settings.log_level)
+    log.info("chat starting", host=settings.host, port=settings.port,
+             jwks_url=settings.jwks_url)  # fmt: skip
+    try:
+        asyncio.run(run(settings))
+    except Exception:
+        log.exception("chat crashed")
+        sys.exit(1)
+    log.info("chat stopped")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""One connection's life: join the room, relay its messages, leave."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import structlog
+from websockets.asyncio.server import ServerConnection, broadcast
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
+
+from . import metrics, protocol
+from .config import Settings
+from .handshake import ChatConnection
+from .protocol import ChatMessage, FrameError, User
+from .ratelimit import FloodGuard, TokenBucket
+from .rooms import Rooms
+
+log = structlog.get_logger()
+
+
+class ChatHandler:
+    def __init__(self, rooms: Rooms[ServerConnection], settings: Settings) -> None:
+        self._rooms = rooms
+        self._settings = settings
+
+    async def __call__(self, ws: ServerConnection) -> None:
+        assert isinstance(ws, ChatConnection)
+        identity = ws.identity
+        room, user = identity.room, User(identity.user_id, identity.name)
+        opened = time.monotonic()
+
+        first_tab = self._rooms.join(room, user, ws)
+        metrics.CONNECTIONS_ACTIVE.inc()
+        metrics.ROOMS_ACTIVE.set(len(self._rooms))
+        # broadcast() writes synchronously: nothing can be sent to this socket between joining
+        # the room and the welcome frame, so welcome is always the first frame the client sees.
+        broadcast([ws], protocol.welcome(room, user, self._rooms.members(room)))
+        if first_tab:
+            others = self._rooms.connections(room) - {ws}
+            broadcast(others, protocol.presence("join", user))
+        log.info("connection opened", first_tab=first_tab)
+        try:
+            await self._relay(ws, room, user)
+        finally:
+            if self._rooms.leave(room, user.id, ws):
+                broadcast(self._rooms.connections(room), protocol.presence("leave", user))
+            metrics.CONNECTIONS_ACTIVE.dec()
+            metrics.ROOMS_ACTIVE.set(len(self._rooms))
+            duration = time.monotonic() - opened
+            metrics.CONNECTION_DURATION.observe(duration)
+            code = ws.close_code
+            log.info("connection closed", duration_s=round(duration, 3),
+                     close_code=None if code is None else int(code))  # fmt: skip
+
+    async def _relay(self, ws: ServerConnection, room: str, user: User) -> None:
+        s = self._settings
+        bucket = TokenBucket(s.rate_per_s, s.rate_burst)
+        flood = FloodGuard(s.flood_rejections, s.flood_window_s)
+        limited = False
+        try:
+            while True:
+                raw = await ws.recv()
+                arrived = time.perf_counter()
+                try:
+                    msg: ChatMessage | FrameError = protocol.parse_client_frame(raw)
+                except FrameError as exc:
+                    msg = exc
+                # Every frame costs a token, invalid ones too: answering them is work as well.
+                if not bucket.take():
+                    if not limited:  # one line per burst, not per frame
+                        log.warning("rate limited")
+                    limited = True
+                    await ws.send(protocol.error("rate_limited", "slow down", msg.client_id))
+                    if flood.record():
+                        log.warning("closing flooding connection")
+                        await _close_draining(ws, CloseCode.POLICY_VIOLATION, "flooding")
+                        return
+                    continue
+                limited = False
+                if isinstance(msg, FrameError):
+                    await ws.send(protocol.error(msg.code, msg.detail, msg.client_id))
+                    continue
+                metrics.MESSAGES_RECEIVED.inc()
+                recipients = self._rooms.connections(room)
+                # One JSON encoding per message; broadcast() encodes the str to UTF-8 once too.
+                broadcast(recipients, protocol.message(room, user, msg))
+                metrics.MESSAGES_DELIVERED.inc(len(recipients))
+                metrics.BROADCAST_DURATION.observe(time.perf_counter() - arrived)
+        except ConnectionClosed:
+            return
+
+
+async def _close_draining(ws: ServerConnection, code: int, reason: str) -> None:
+    """Closes while still reading: a flooder's unread frames fill our receive queue, which
+    stops reading the socket, so its close reply would wait behind them until close_timeout."""
+    closing = asyncio.create_task(ws.close(code, reason))
+    try:
+        while True:
+            await ws.recv()
+    except ConnectionClosed:
+        pass
+    await closing

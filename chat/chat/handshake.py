@@ -1,0 +1,94 @@
+"""Upgrade gate: routing, Origin check and token authentication, all before the upgrade,
+so rejected clients get a plain HTTP answer and no socket is ever opened for them."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Sequence
+from http import HTTPStatus
+from urllib.parse import urlsplit
+
+import structlog
+from websockets.asyncio.server import ServerConnection
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
+
+from . import metrics
+from .auth import AuthError, Identity, TokenVerifier, extract_token
+
+log = structlog.get_logger()
+
+SUBPROTOCOL = Subprotocol("parley.v1")
+ROOM_PATH = re.compile(r"/ws/rooms/([a-z0-9][a-z0-9-]{1,30}[a-z0-9])")
+REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+
+
+class ChatConnection(ServerConnection):
+    """A server connection that knows who is on the other end (set by the gate)."""
+
+    identity: Identity
+
+
+class Gate:
+    def __init__(self, verifier: TokenVerifier, allowed_origins: frozenset[str]) -> None:
+        self._verifier = verifier
+        self._allowed_origins = allowed_origins
+
+    async def process_request(self, conn: ServerConnection, request: Request) -> Response | None:
+        path = urlsplit(request.path).path
+        if path == "/healthz":
+            return conn.respond(HTTPStatus.OK, "ok\n")
+        # Bound for the connection's whole life: the handler runs in this same task.
+        structlog.contextvars.bind_contextvars(request_id=_request_id(request.headers))
+        try:
+            if not (match := ROOM_PATH.fullmatch(path)):
+                raise AuthError(HTTPStatus.NOT_FOUND, "not_found", "not found")
+            room = match[1]
+            structlog.contextvars.bind_contextvars(room=room)
+            if not self._origin_allowed(request.headers):
+                raise AuthError(HTTPStatus.FORBIDDEN, "bad_origin", "origin not allowed")
+            identity = await self._verifier.verify(extract_token(request.headers))
+            if identity.room != room:
+                raise AuthError(HTTPStatus.FORBIDDEN, "wrong_room", "token is for another room")
+        except AuthError as exc:
+            metrics.HANDSHAKE_REJECTIONS.labels(exc.reason).inc()
+            log.info("handshake rejected", reason=exc.reason, status=exc.status.value,
+                     path=path[:200])  # fmt: skip
+            return conn.respond(exc.status, exc.detail + "\n")
+        structlog.contextvars.bind_contextvars(user_id=identity.user_id)
+        assert isinstance(conn, ChatConnection)
+        conn.identity = identity
+        return None
+
+    @staticmethod
+    def select_subprotocol(
+        conn: ServerConnection, offered: Sequence[Subprotocol]
+    ) -> Subprotocol | None:
+        # Only ever parley.v1 or nothing: the bearer.<jwt> entry must never be echoed.
+        return SUBPROTOCOL if SUBPROTOCOL in offered else None
+
+    def _origin_allowed(self, headers: Headers) -> bool:
+        origins = headers.get_all("Origin")
+        if not origins:
+            return True  # not a browser: Origin only defends against cross-site WebSocket hijacking
+        if len(origins) > 1:
+            return False
+        origin = origins[0].strip().lower().rstrip("/")
+        if origin in self._allowed_origins:
+            return True
+        hosts = headers.get_all("Host")
+        parts = urlsplit(origin)
+        return (
+            parts.scheme in ("http", "https")
+            and len(hosts) == 1
+            and parts.netloc == hosts[0].strip().lower()
+        )
+
+
+def _request_id(headers: Headers) -> str:
+    values = headers.get_all("X-Request-ID")
+    if len(values) == 1 and REQUEST_ID.fullmatch(values[0]):
+        return values[0]
+    return uuid.uuid4().hex  # direct clients (not through nginx) still get correlated lines

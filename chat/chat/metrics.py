@@ -1,0 +1,44 @@
+"""Prometheus metrics (default registry), served on METRICS_PORT."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+REJECTION_REASONS = (
+    "missing_token",
+    "invalid_token",
+    "expired_token",
+    "wrong_room",
+    "bad_origin",
+    "not_found",
+    "keys_unavailable",
+)
+
+ROOMS_ACTIVE = Gauge("chat_rooms_active", "Rooms with at least one open connection")
+CONNECTIONS_ACTIVE = Gauge("chat_connections_active", "Open WebSocket connections")
+MESSAGES_RECEIVED = Counter(
+    "chat_messages_received", "Chat messages accepted from clients (valid, within rate limit)"
+)
+MESSAGES_DELIVERED = Counter(
+    "chat_messages_delivered", "Chat message frames written to recipients (one per connection)"
+)
+BROADCAST_DURATION = Histogram(
+    "chat_broadcast_duration_seconds",
+    "From a message's arrival to its write to the last recipient",
+    buckets=(
+        0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+        0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    ),
+)  # fmt: skip
+HANDSHAKE_REJECTIONS = Counter(
+    "chat_handshake_rejections", "Upgrade requests refused before the handshake", ["reason"]
+)
+CONNECTION_DURATION = Histogram(
+    "chat_connection_duration_seconds",
+    "Lifetime of WebSocket connections",
+    buckets=(1, 5, 15, 60, 300, 900, 1800, 3600, 7200, 14400, 21600),
+)
+
+# Export every reason at 0 so rate() works from the first rejection on.
+for _reason in REJECTION_REASONS:
+    HANDSHAKE_REJECTIONS.labels(_reason)
