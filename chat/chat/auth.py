@@ -18,6 +18,8 @@ MAX_LIFETIME_S = 120
 # Tolerates small clock differences should website and chat ever run on different hosts.
 LEEWAY_S = 5
 BEARER_SUBPROTOCOL_PREFIX = "bearer."
+# The `purpose` of the website's room-deletion notices (user tokens have no purpose).
+ROOM_DELETED = "room_deleted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +64,7 @@ class TokenVerifier:
     def __init__(self, keys: KeyStore) -> None:
         self._keys = keys
 
-    async def verify(self, token: str) -> Identity:
+    async def _decode(self, token: str) -> dict:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:
@@ -102,7 +104,24 @@ class TokenVerifier:
         # A leaked token must not live long, whatever the issuer chose.
         if exp - iat > MAX_LIFETIME_S:
             raise unauthorized("token lifetime too long")
+        return claims
+
+    async def verify(self, token: str) -> Identity:
+        """A user's token to join a room."""
+        claims = await self._decode(token)
+        if "purpose" in claims:  # the website's own notices never open a socket
+            raise unauthorized("not a user token")
         sub, room, name = claims["sub"], claims["room"], claims.get("name")
         if not all(isinstance(v, str) and v for v in (sub, room, name)):
             raise unauthorized("invalid token claims")
         return Identity(user_id=sub, name=name, room=room)
+
+    async def verify_room_deleted(self, token: str) -> str:
+        """The website's notice that a room was deleted; returns the room's name."""
+        claims = await self._decode(token)
+        if claims.get("purpose") != ROOM_DELETED or claims["sub"] != ISSUER:
+            raise AuthError(HTTPStatus.FORBIDDEN, "wrong_purpose", "not a room notice")
+        room = claims["room"]
+        if not isinstance(room, str) or not room:
+            raise unauthorized("invalid token claims")
+        return room

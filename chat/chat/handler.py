@@ -19,11 +19,23 @@ from .rooms import Rooms
 
 log = structlog.get_logger()
 
+ROOM_DELETED_CODE = 4404
+
 
 class ChatHandler:
     def __init__(self, rooms: Rooms[ServerConnection], settings: Settings) -> None:
         self._rooms = rooms
         self._settings = settings
+        self._closing: set[asyncio.Task[None]] = set()  # strong refs until each close is done
+
+    def close_room(self, room: str) -> int:
+        """Close every socket of a deleted room with 4404; returns how many."""
+        connections = list(self._rooms.connections(room))
+        for ws in connections:
+            task = asyncio.create_task(ws.close(ROOM_DELETED_CODE, "room deleted"))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+        return len(connections)
 
     async def __call__(self, ws: ServerConnection) -> None:
         assert isinstance(ws, ChatConnection)

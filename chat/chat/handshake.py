@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from http import HTTPStatus
 from urllib.parse import urlsplit
 
@@ -22,6 +22,7 @@ log = structlog.get_logger()
 
 SUBPROTOCOL = Subprotocol("parley.v1")
 ROOM_PATH = re.compile(r"/ws/rooms/([a-z0-9][a-z0-9-]{1,30}[a-z0-9])")
+DELETED_PATH = re.compile(r"/internal/rooms/([a-z0-9][a-z0-9-]{1,30}[a-z0-9])/deleted")
 REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
 
@@ -32,9 +33,15 @@ class ChatConnection(ServerConnection):
 
 
 class Gate:
-    def __init__(self, verifier: TokenVerifier, allowed_origins: frozenset[str]) -> None:
+    def __init__(
+        self,
+        verifier: TokenVerifier,
+        allowed_origins: frozenset[str],
+        close_room: Callable[[str], int],
+    ) -> None:
         self._verifier = verifier
         self._allowed_origins = allowed_origins
+        self._close_room = close_room
 
     async def process_request(self, conn: ServerConnection, request: Request) -> Response | None:
         path = urlsplit(request.path).path
@@ -43,6 +50,8 @@ class Gate:
         # Bound for the connection's whole life: the handler runs in this same task.
         structlog.contextvars.bind_contextvars(request_id=_request_id(request.headers))
         try:
+            if deleted := DELETED_PATH.fullmatch(path):
+                return await self._room_deleted(conn, request, deleted[1])
             if not (match := ROOM_PATH.fullmatch(path)):
                 raise AuthError(HTTPStatus.NOT_FOUND, "not_found", "not found")
             room = match[1]
@@ -61,6 +70,19 @@ class Gate:
         assert isinstance(conn, ChatConnection)
         conn.identity = identity
         return None
+
+    async def _room_deleted(self, conn: ServerConnection, request: Request, room: str) -> Response:
+        """The website's notice (unreachable through nginx, which routes only /ws/): close the
+        room's sockets with 4404. A plain GET because the websockets server parses only GET."""
+        authorization = request.headers.get_all("Authorization")
+        scheme, _, token = (authorization[0] if authorization else "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise AuthError(HTTPStatus.UNAUTHORIZED, "missing_token", "missing token")
+        if await self._verifier.verify_room_deleted(token.strip()) != room:
+            raise AuthError(HTTPStatus.FORBIDDEN, "wrong_room", "notice is for another room")
+        closed = self._close_room(room)
+        log.info("room deleted", connections_closed=closed)
+        return conn.respond(HTTPStatus.OK, f"closed {closed}\n")
 
     @staticmethod
     def select_subprotocol(

@@ -12,6 +12,7 @@ REJECTION_REASONS = (
     "bad_origin",
     "not_found",
     "keys_unavailable",
+    "wrong_purpose",
 )
 
 ROOMS_ACTIVE = Gauge("chat_rooms_active", "Rooms with at least one open connection")

@@ -22,9 +22,10 @@ def build_server(settings: Settings, keys: KeyStore | None = None) -> Server:
         min_refresh_s=settings.jwks_min_refresh_s,
         timeout_s=settings.jwks_timeout_s,
     )
-    gate = Gate(TokenVerifier(keys), settings.allowed_origins)
+    handler = ChatHandler(Rooms[ServerConnection](), settings)
+    gate = Gate(TokenVerifier(keys), settings.allowed_origins, handler.close_room)
     return serve(
-        ChatHandler(Rooms[ServerConnection](), settings),
+        handler,
         settings.host,
         settings.port,
         process_request=gate.process_request,

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.conftest import Browser, unique_room
 from website.models import User
+from website.tokens import get_issuer
 
 
 async def _verify(browser: Browser, token: str) -> dict:
@@ -69,3 +70,11 @@ async def test_no_token_for_a_deactivated_user(user: Browser, db: AsyncSession) 
     await db.commit()
     response = await user.http.post(f"/api/rooms/{room}/token", headers={"X-CSRF-Token": csrf})
     assert response.status_code == 401
+
+
+async def test_room_deleted_notice_cannot_pass_for_a_user_token(browser: Browser) -> None:
+    notice = get_issuer().issue_room_deleted("some-room")
+    claims = await _verify(browser, notice)
+    assert claims["purpose"] == "room_deleted" and claims["room"] == "some-room"
+    assert claims["sub"] == "parley-website" and "name" not in claims and "email" not in claims
+    assert claims["exp"] - claims["iat"] <= 30

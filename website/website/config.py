@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     # DESIGN §4: a chat token lives at most 120 s.
     chat_token_ttl_seconds: int = Field(default=60, ge=10, le=120)
 
+    # Where room deletions are announced, so the chat closes the room's sockets with 4404.
+    chat_internal_url: str = "http://chat:8001"
+
     session_idle_seconds: int = Field(default=2 * 3600, ge=60)
     session_absolute_seconds: int = Field(default=7 * 24 * 3600, ge=60)
 

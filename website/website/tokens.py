@@ -17,6 +17,8 @@ from website.models import Room, User
 
 ISSUER = "parley-website"
 AUDIENCE = "parley-chat"
+ROOM_DELETED = "room_deleted"
+NOTICE_TTL_SECONDS = 30
 
 
 class TokenIssuer:
@@ -38,6 +40,22 @@ class TokenIssuer:
             "iat": now,
             "nbf": now,
             "exp": now + timedelta(seconds=self.ttl_seconds),
+            "jti": uuid.uuid4().hex,
+        }
+        return jwt.encode(claims, self._key, algorithm="EdDSA", headers={"kid": self.kid})
+
+    def issue_room_deleted(self, room: str) -> str:
+        """The website's signed notice that a room is gone (never valid to join a room)."""
+        now = datetime.now(UTC)
+        claims = {
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "sub": ISSUER,
+            "purpose": ROOM_DELETED,
+            "room": room,
+            "iat": now,
+            "nbf": now,
+            "exp": now + timedelta(seconds=NOTICE_TTL_SECONDS),
             "jti": uuid.uuid4().hex,
         }
         return jwt.encode(claims, self._key, algorithm="EdDSA", headers={"kid": self.kid})

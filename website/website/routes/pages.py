@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
 from fastapi.responses import RedirectResponse, Response
 
 from website import rooms, users
+from website.chat_notice import announce_room_deleted
 from website.csrf import FORM_FIELD, check_csrf
 from website.deps import AppSettings, Caller, Db, load_caller
 from website.logging import get_logger
@@ -198,4 +199,5 @@ async def delete_room(
         raise HTTPException(status.HTTP_403_FORBIDDEN, "Only the room's owner can delete it.")
     await rooms.delete_room(db, room)
     log.info("room deleted", room=name, user_id=str(caller.user_id))
+    await announce_room_deleted(name)
     return _redirect("/rooms")
