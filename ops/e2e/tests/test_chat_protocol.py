@@ -166,3 +166,11 @@ async def test_frame_over_16_kib_closes_with_1009(alice, room, settings):
     assert info.value.rcvd is not None, "closed without a close frame"
     assert info.value.rcvd.code == 1009, info.value
 
+
+async def test_deleting_a_room_closes_its_sockets_with_4404(alice, bob, room, join):
+    b = await join(bob, room)
+    await alice.delete_room(room)
+    with pytest.raises(ConnectionClosed) as info:
+        while True:
+            await b.recv(timeout=2 * WAIT)
+    assert info.value.rcvd is not None and info.value.rcvd.code == 4404, info.value
