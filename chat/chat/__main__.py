@@ -10,6 +10,7 @@ import structlog
 from prometheus_client import start_http_server
 
 from . import log as logsetup
+from . import telemetry
 from .config import Settings
 from .server import build_server
 
@@ -32,13 +33,16 @@ async def run(settings: Settings) -> None:
 def main() -> None:
     settings = Settings.from_env()
     logsetup.configure(settings.log_level)
+    tracing = telemetry.configure()
     log.info("chat starting", host=settings.host, port=settings.port,
-             jwks_url=settings.jwks_url)  # fmt: skip
+             jwks_url=settings.jwks_url, trace_export=telemetry.export_enabled())  # fmt: skip
     try:
         asyncio.run(run(settings))
     except Exception:
         log.exception("chat crashed")
+        tracing.shutdown()
         sys.exit(1)
+    tracing.shutdown()
     log.info("chat stopped")
 
 

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence, Set
 
 import structlog
+from opentelemetry import context, trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Link
 from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 
-from . import metrics, protocol
+from . import metrics, protocol, telemetry
 from .config import Settings
 from .handshake import ChatConnection
 from .protocol import ChatMessage, FrameError, User
@@ -18,6 +22,8 @@ from .ratelimit import FloodGuard, TokenBucket
 from .rooms import Rooms
 
 log = structlog.get_logger()
+_tracer = telemetry.tracer
+_ROOT: Context = telemetry.ROOT
 
 ROOM_DELETED_CODE = 4404
 
@@ -38,26 +44,31 @@ class ChatHandler:
         return len(connections)
 
     async def __call__(self, ws: ServerConnection) -> None:
-        assert isinstance(ws, ChatConnection)
-        identity = ws.identity
+        assert isinstance(ws, ChatConnection) and ws.handshake_trace is not None
+        identity, ht = ws.identity, ws.handshake_trace
         room, user = identity.room, User(identity.user_id, identity.name)
         opened = time.monotonic()
 
-        first_tab = self._rooms.join(room, user, ws)
-        metrics.CONNECTIONS_ACTIVE.inc()
-        metrics.ROOMS_ACTIVE.set(len(self._rooms))
-        # broadcast() writes synchronously: nothing can be sent to this socket between joining
-        # the room and the welcome frame, so welcome is always the first frame the client sees.
-        broadcast([ws], protocol.welcome(room, user, self._rooms.members(room)))
-        if first_tab:
-            others = self._rooms.connections(room) - {ws}
-            broadcast(others, protocol.presence("join", user))
-        log.info("connection opened", first_tab=first_tab)
+        # Still inside the handshake span (current in this task): the join is part of it.
         try:
-            await self._relay(ws, room, user)
+            first_tab = self._rooms.join(room, user, ws)
+            metrics.CONNECTIONS_ACTIVE.inc()
+            metrics.ROOMS_ACTIVE.set(len(self._rooms))
+            # broadcast() writes synchronously: nothing can be sent to this socket between
+            # joining the room and the welcome frame, so welcome is always the first frame.
+            broadcast([ws], protocol.welcome(room, user, self._rooms.members(room)))
+            if first_tab:
+                others = self._rooms.connections(room) - {ws}
+                _broadcast(room, "join", others, protocol.presence("join", user), None)
+            log.info("connection opened", first_tab=first_tab)
+        finally:
+            ht.end(101)
+        try:
+            await self._relay(ws, room, user, ht.links)
         finally:
             if self._rooms.leave(room, user.id, ws):
-                broadcast(self._rooms.connections(room), protocol.presence("leave", user))
+                leave = protocol.presence("leave", user)
+                _broadcast(room, "leave", self._rooms.connections(room), leave, ht.links)
             metrics.CONNECTIONS_ACTIVE.dec()
             metrics.ROOMS_ACTIVE.set(len(self._rooms))
             duration = time.monotonic() - opened
@@ -66,7 +77,9 @@ class ChatHandler:
             log.info("connection closed", duration_s=round(duration, 3),
                      close_code=None if code is None else int(code))  # fmt: skip
 
-    async def _relay(self, ws: ServerConnection, room: str, user: User) -> None:
+    async def _relay(
+        self, ws: ServerConnection, room: str, user: User, links: Sequence[Link]
+    ) -> None:
         s = self._settings
         bucket = TokenBucket(s.rate_per_s, s.rate_burst)
         flood = FloodGuard(s.flood_rejections, s.flood_window_s)
@@ -97,11 +110,37 @@ class ChatHandler:
                 metrics.MESSAGES_RECEIVED.inc()
                 recipients = self._rooms.connections(room)
                 # One JSON encoding per message; broadcast() encodes the str to UTF-8 once too.
-                broadcast(recipients, protocol.message(room, user, msg))
+                _broadcast(room, "message", recipients, protocol.message(room, user, msg), links)
                 metrics.MESSAGES_DELIVERED.inc(len(recipients))
                 metrics.BROADCAST_DURATION.observe(time.perf_counter() - arrived)
         except ConnectionClosed:
             return
+
+
+def _broadcast(
+    room: str, kind: str, recipients: Set[ServerConnection], frame: str,
+    links: Sequence[Link] | None,
+) -> None:  # fmt: skip
+    """broadcast() in a `chat.broadcast` span: one span per frame, never one per recipient.
+    With `links`, a root span linked to the sender's handshake (a connection lives for hours;
+    its messages are traces of their own); without, a child of the current span."""
+    if not recipients:  # the last one out of a room
+        return
+    span = _tracer.start_span(
+        "chat.broadcast",
+        context=_ROOT if links is not None else None,
+        links=links,
+        attributes={telemetry.ROOM: room, telemetry.FRAME_TYPE: kind,
+                    telemetry.RECIPIENTS: len(recipients)},
+    )  # fmt: skip
+    # Current while writing, so anything logged meanwhile (websockets' write errors) carries
+    # the span's ids.
+    token = context.attach(trace.set_span_in_context(span, _ROOT))
+    try:
+        broadcast(recipients, frame)
+    finally:
+        context.detach(token)
+        span.end()
 
 
 async def _close_draining(ws: ServerConnection, code: int, reason: str) -> None:

@@ -7,15 +7,17 @@ import re
 import uuid
 from collections.abc import Callable, Sequence
 from http import HTTPStatus
+from typing import Any
 from urllib.parse import urlsplit
 
 import structlog
 from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 from websockets.typing import Subprotocol
 
-from . import metrics
+from . import metrics, telemetry
 from .auth import AuthError, Identity, TokenVerifier, extract_token
 
 log = structlog.get_logger()
@@ -30,6 +32,22 @@ class ChatConnection(ServerConnection):
     """A server connection that knows who is on the other end (set by the gate)."""
 
     identity: Identity
+    handshake_trace: telemetry.HandshakeTrace | None = None  # set by the gate, not for /healthz
+
+    async def handshake(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            await super().handshake(*args, **kwargs)
+        except BaseException as exc:  # open_timeout, cancellation
+            if self.handshake_trace is not None:
+                self.handshake_trace.end(error=exc)
+            raise
+        if (ht := self.handshake_trace) is None:
+            return
+        status = None if self.response is None else self.response.status_code
+        if status != HTTPStatus.SWITCHING_PROTOCOLS or self.protocol.state is not State.OPEN:
+            # Rejected (by the gate, by websockets, 503 while shutting down) or client gone.
+            ht.end(status)
+        # Accepted: the handler ends the span once the socket has joined its room.
 
 
 class Gate:
@@ -48,14 +66,22 @@ class Gate:
         if path == "/healthz":
             return conn.respond(HTTPStatus.OK, "ok\n")
         # Bound for the connection's whole life: the handler runs in this same task.
-        structlog.contextvars.bind_contextvars(request_id=_request_id(request.headers))
+        request_id = _request_id(request.headers)
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        deleted = DELETED_PATH.fullmatch(path)
+        assert isinstance(conn, ChatConnection)
+        conn.handshake_trace = ht = telemetry.HandshakeTrace(
+            "chat.room_deleted" if deleted else "ws.handshake", request.headers, path, request_id
+        )
         try:
-            if deleted := DELETED_PATH.fullmatch(path):
+            if deleted:
+                ht.span.set_attribute(telemetry.ROOM, deleted[1])
                 return await self._room_deleted(conn, request, deleted[1])
             if not (match := ROOM_PATH.fullmatch(path)):
                 raise AuthError(HTTPStatus.NOT_FOUND, "not_found", "not found")
             room = match[1]
             structlog.contextvars.bind_contextvars(room=room)
+            ht.span.set_attribute(telemetry.ROOM, room)
             if not self._origin_allowed(request.headers):
                 raise AuthError(HTTPStatus.FORBIDDEN, "bad_origin", "origin not allowed")
             identity = await self._verifier.verify(extract_token(request.headers))
@@ -63,11 +89,11 @@ class Gate:
                 raise AuthError(HTTPStatus.FORBIDDEN, "wrong_room", "token is for another room")
         except AuthError as exc:
             metrics.HANDSHAKE_REJECTIONS.labels(exc.reason).inc()
+            ht.span.set_attribute(telemetry.REASON, exc.reason)
             log.info("handshake rejected", reason=exc.reason, status=exc.status.value,
                      path=path[:200])  # fmt: skip
             return conn.respond(exc.status, exc.detail + "\n")
         structlog.contextvars.bind_contextvars(user_id=identity.user_id)
-        assert isinstance(conn, ChatConnection)
         conn.identity = identity
         return None
 
@@ -81,6 +107,8 @@ class Gate:
         if await self._verifier.verify_room_deleted(token.strip()) != room:
             raise AuthError(HTTPStatus.FORBIDDEN, "wrong_room", "notice is for another room")
         closed = self._close_room(room)
+        assert isinstance(conn, ChatConnection) and conn.handshake_trace is not None
+        conn.handshake_trace.span.set_attribute(telemetry.CONNECTIONS_CLOSED, closed)
         log.info("room deleted", connections_closed=closed)
         return conn.respond(HTTPStatus.OK, f"closed {closed}\n")
 

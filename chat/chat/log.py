@@ -9,6 +9,8 @@ from typing import Any, TextIO
 import structlog
 from structlog.typing import EventDict, Processor
 
+from .telemetry import add_trace_ids
+
 
 def _add_service(_: Any, __: str, event_dict: EventDict) -> EventDict:
     event_dict.setdefault("service", "chat")
@@ -22,6 +24,7 @@ def configure(level: str = "INFO", stream: TextIO | None = None) -> None:
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
         _add_service,
+        add_trace_ids,  # trace_id/span_id while a span is active
     ]
     structlog.configure(
         processors=[
@@ -49,5 +52,9 @@ def configure(level: str = "INFO", stream: TextIO | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # Python warnings too (they would go to stderr otherwise).
+    logging.captureWarnings(True)
+    # The OpenTelemetry SDK and exporter log through stdlib loggers under "opentelemetry":
+    # the root handler above renders them as JSON like everything else.
     # websockets logs every connection and HTTP answer at INFO; our own events cover those.
     logging.getLogger("websockets").setLevel(max(logging.WARNING, root.level))

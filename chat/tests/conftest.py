@@ -3,7 +3,9 @@ chat server started in-process on a random port."""
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
@@ -12,11 +14,50 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+import structlog
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from chat import log as logsetup
 from chat.config import Settings
 from chat.keys import KeyStore
 from chat.server import build_server
 from tests.helpers import JWKS_PATH, Chat, FakeWebsite
+
+_SPANS = InMemorySpanExporter()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _tracer_provider() -> None:
+    """The real SDK for the whole session (a global provider can be set only once), with
+    finished spans kept in memory instead of exported."""
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(_SPANS))
+    trace.set_tracer_provider(provider)
+
+
+@pytest.fixture(autouse=True)
+def spans() -> Iterator[InMemorySpanExporter]:
+    """This test's finished spans: `spans.get_finished_spans()`."""
+    _SPANS.clear()
+    yield _SPANS
+    _SPANS.clear()
+
+
+@pytest.fixture
+def log_output() -> Iterator[io.StringIO]:
+    """The service's log configuration, writing to a buffer."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    buf = io.StringIO()
+    logsetup.configure("INFO", stream=buf)
+    yield buf
+    structlog.reset_defaults()
+    root.handlers[:], level = saved
+    root.setLevel(level)
+    logging.getLogger("websockets").setLevel(logging.NOTSET)
 
 
 class _JWKSServer(ThreadingHTTPServer):

@@ -9,13 +9,18 @@ import re
 import signal
 import socket
 import sys
+import threading
 import urllib.request
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from chat import telemetry
 from tests.helpers import TIMEOUT_S, FakeWebsite, recv_type
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,13 +38,56 @@ def scrape(port: int) -> str:
         return response.read().decode()
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+class _Collector(ThreadingHTTPServer):
+    bodies: list[bytes]
+
+
+class _OTLPHandler(BaseHTTPRequestHandler):
+    """A stand-in OTLP/HTTP collector: keeps what is POSTed to /v1/traces."""
+
+    server: _Collector
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if self.path == "/v1/traces":
+            self.server.bodies.append(body)
+        self.send_response(200 if self.path == "/v1/traces" else 404)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def collector() -> Iterator[_Collector]:
+    httpd = _Collector(("127.0.0.1", 0), _OTLPHandler)
+    httpd.bodies = []
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.mark.parametrize(
+    ("sig", "otlp"),
+    [(signal.SIGTERM, None), (signal.SIGINT, None),
+     (signal.SIGTERM, "unreachable"), (signal.SIGTERM, "collector")],
+    ids=["SIGTERM", "SIGINT", "SIGTERM-otlp-unreachable", "SIGTERM-otlp-collector"],
+)  # fmt: skip
 async def test_signal_closes_sockets_1001_exits_0_and_logs_json(
-    website: FakeWebsite, sig: signal.Signals
+    website: FakeWebsite, collector: _Collector, sig: signal.Signals, otlp: str | None
 ) -> None:
     port, metrics_port = free_port(), free_port()
-    env = {**os.environ, "CHAT_HOST": "127.0.0.1", "CHAT_PORT": str(port),
-           "METRICS_PORT": str(metrics_port), "JWKS_URL": website.jwks_url}  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env.update({"CHAT_HOST": "127.0.0.1", "CHAT_PORT": str(port),
+                "METRICS_PORT": str(metrics_port), "JWKS_URL": website.jwks_url})  # fmt: skip
+    if otlp == "unreachable":  # nothing listens there: export fails, the service must not care
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = "http://127.0.0.1:9/"
+    elif otlp == "collector":
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{collector.server_address[1]}"
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "chat", cwd=ROOT, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
@@ -47,7 +95,8 @@ async def test_signal_closes_sockets_1001_exits_0_and_logs_json(
     assert proc.stdout is not None
     lines: list[bytes] = []
     try:
-        async with asyncio.timeout(10):
+        # The OTLP exporter's imports (protobuf, requests) are slow on a loaded machine.
+        async with asyncio.timeout(10 if otlp is None else 30):
             while b"chat listening" not in (line := await proc.stdout.readline()):
                 assert line, "chat exited before listening"
                 lines.append(line)
@@ -76,7 +125,8 @@ async def test_signal_closes_sockets_1001_exits_0_and_logs_json(
                         await ws.recv()
             assert ws.close_code == 1001
 
-        async with asyncio.timeout(TIMEOUT_S):
+        # Plus the bounded flush of queued spans at exit (which fails when unreachable).
+        async with asyncio.timeout(TIMEOUT_S + telemetry.SHUTDOWN_GRACE_S + 1):
             out, err = await proc.communicate()
         assert proc.returncode == 0
     finally:
@@ -84,7 +134,7 @@ async def test_signal_closes_sockets_1001_exits_0_and_logs_json(
             proc.kill()
             await proc.wait()
 
-    assert err == b""  # everything goes to stdout, as JSON
+    assert err == b""  # everything goes to stdout, as JSON (the OTel SDK's own lines too)
     records = [json.loads(line) for line in [*lines, *out.splitlines()]]
     for record in records:
         assert record["service"] == "chat"
@@ -103,4 +153,22 @@ async def test_signal_closes_sockets_1001_exits_0_and_logs_json(
         assert (record["room"], record["user_id"]) == ("lobby", "u1")
     assert closed["close_code"] == 1001 and closed["duration_s"] >= 0
     assert records[0]["event"] == "chat starting"
+    assert records[0]["trace_export"] is (otlp is not None)
     assert records[-1]["event"] == "chat stopped"
+
+    # Lines written in a span carry its ids; the connection's later lines do not.
+    for record in (by_event["handshake rejected"], opened):
+        assert re.fullmatch(r"[0-9a-f]{32}", record["trace_id"])
+        assert re.fullmatch(r"[0-9a-f]{16}", record["span_id"])
+    assert "trace_id" not in closed
+    otel_lines = [r for r in records if r.get("logger", "").startswith("opentelemetry")]
+    if otlp is None:
+        assert otel_lines == []  # no exporter at all, nothing to complain about
+    if otlp == "collector":
+        assert otel_lines == []
+        exported = b"".join(collector.bodies)
+        for expected in (b"ws.handshake", b"chat.broadcast", b"service.name", b"chat",
+                         b"invalid_token", bytes.fromhex(opened["trace_id"])):  # fmt: skip
+            assert expected in exported
+        for leak in (token.encode(), secret.encode(), b"bearer."):
+            assert leak not in exported

@@ -5,12 +5,10 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Iterator
 
 import pytest
 import structlog
 
-from chat import log as logsetup
 from chat.config import Settings
 from chat.protocol import User, now_rfc3339
 from chat.ratelimit import FloodGuard, TokenBucket
@@ -73,19 +71,6 @@ def test_settings_from_env() -> None:
     assert Settings.from_env({}) == Settings()
     with pytest.raises(SystemExit):
         Settings.from_env({"CHAT_PORT": "eighty"})
-
-
-@pytest.fixture
-def log_output() -> Iterator[io.StringIO]:
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
-    buf = io.StringIO()
-    logsetup.configure("INFO", stream=buf)
-    yield buf
-    structlog.reset_defaults()
-    root.handlers[:], level = saved
-    root.setLevel(level)
-    logging.getLogger("websockets").setLevel(logging.NOTSET)
 
 
 def test_exceptions_are_structured_without_locals(log_output: io.StringIO) -> None:
