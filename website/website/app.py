@@ -19,6 +19,7 @@ from website.middleware import RequestContextMiddleware
 from website.routes import api, health, pages
 from website.templating import render
 from website.tokens import get_issuer
+from website.tracing import configure_tracing
 
 log = get_logger(__name__)
 
@@ -48,6 +49,7 @@ def create_app() -> FastAPI:
     app.include_router(health.router)
     app.include_router(api.router)
     app.include_router(pages.router)
+    configure_tracing(app, get_engine())
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

@@ -4,12 +4,22 @@ import logging
 import sys
 
 import structlog
+from opentelemetry import trace
 
 SERVICE = "website"
 
 
 def _add_service(_: object, __: str, event: dict) -> dict:
     event["service"] = SERVICE
+    event.pop("color_message", None)  # uvicorn's ANSI-coloured copy of the message
+    return event
+
+
+def _add_trace_ids(_: object, __: str, event: dict) -> dict:
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event["trace_id"] = format(context.trace_id, "032x")
+        event["span_id"] = format(context.span_id, "016x")
     return event
 
 
@@ -20,6 +30,7 @@ def configure_logging(level: str = "INFO") -> None:
         structlog.stdlib.ExtraAdder(),
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
         _add_service,
+        _add_trace_ids,
     ]
     renderer = [
         # Structured tracebacks without frame locals: locals could hold passwords or tokens.

@@ -11,6 +11,7 @@ from website.logging import get_logger
 from website.metrics import TOKENS_ISSUED
 from website.rooms import get_room, list_rooms
 from website.tokens import get_issuer
+from website.tracing import tracer
 
 router = APIRouter(prefix="/api", dependencies=[Depends(load_caller)])
 log = get_logger(__name__)
@@ -59,7 +60,8 @@ async def chat_token(
     if room is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "No such room.")
     issuer = get_issuer()
-    token = issuer.issue(caller.user, room)
+    with tracer.start_as_current_span("chat_token.issue", attributes={"parley.room": room.name}):
+        token = issuer.issue(caller.user, room)
     TOKENS_ISSUED.inc()
     log.info("chat token issued", user_id=str(caller.user.id), room=room.name)
     return ChatToken(token=token, expires_in=issuer.ttl_seconds, ws_url=f"/ws/rooms/{room.name}")

@@ -56,7 +56,7 @@ async def _start_session(
     return response
 
 
-@router.get("/")
+@router.api_route("/", methods=["GET", "HEAD"])  # HEAD: uptime checkers probe the front page
 async def index(request: Request, caller: Caller) -> Response:
     return render(request, "index.html")
 

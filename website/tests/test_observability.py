@@ -1,0 +1,61 @@
+"""JSON logs with trace ids under a span; spans for requests, queries, tokens; no secrets."""
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from tests.conftest import PASSWORD, Browser, unique_room
+
+
+@pytest.fixture(scope="session")
+def spans() -> InMemorySpanExporter:
+    exporter = InMemorySpanExporter()
+    trace.get_tracer_provider().add_span_processor(SimpleSpanProcessor(exporter))  # type: ignore[attr-defined]
+    return exporter
+
+
+@pytest.fixture
+def logs() -> Iterator[io.StringIO]:
+    """What the website writes to stdout, through the very formatter production uses."""
+    root = logging.getLogger()
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setFormatter(root.handlers[0].formatter)
+    root.addHandler(handler)
+    yield buffer
+    root.removeHandler(handler)
+
+
+async def test_token_request_is_traced_and_logged_without_secrets(
+    user: Browser, spans: InMemorySpanExporter, logs: io.StringIO
+) -> None:
+    room = unique_room()
+    await user.create_room(room)
+    spans.clear()
+    token = (await user.token(room)).json()["token"]
+    out = logs.getvalue()
+    lines = [json.loads(line) for line in out.splitlines() if line.strip()]
+    (issued,) = [line for line in lines if line["event"] == "chat token issued"]
+    finished = spans.get_finished_spans()
+    assert any(span.attributes.get("db.system") == "postgresql" for span in finished)
+    (token_span,) = [span for span in finished if span.name == "chat_token.issue"]
+    assert issued["trace_id"] == format(token_span.context.trace_id, "032x")
+    assert len(issued["span_id"]) == 16
+    assert {"ts", "level", "event", "service", "request_id"} <= set(issued)
+    assert issued["service"] == "website" and issued["ts"].endswith("Z")
+    assert token not in out and user.email not in out
+
+
+async def test_login_logs_carry_no_password_or_session(user: Browser, logs: io.StringIO) -> None:
+    await user.logout()
+    await user.login(user.email)
+    out = logs.getvalue()
+    assert '"event": "login succeeded"' in out
+    assert PASSWORD not in out
+    assert user.http.cookies["parley_session"] not in out
