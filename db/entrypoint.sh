@@ -19,6 +19,7 @@ PGDATA=${PGDATA:-/var/lib/postgresql/data/pg17}
 POSTGRES_USER=${POSTGRES_USER:-parley}
 POSTGRES_DB=${POSTGRES_DB:-parley}
 POSTGRES_PASSWORD_FILE=${POSTGRES_PASSWORD_FILE:-/run/secrets/db_password}
+MONITOR_PASSWORD_FILE=${MONITOR_PASSWORD_FILE:-/run/monitor/monitor_password}
 PARLEY_CONF=/etc/postgresql/parley/postgresql.conf
 PG_MAJOR=17
 export PGDATA
@@ -132,6 +133,28 @@ SELECT NOT EXISTS (SELECT FROM pg_database WHERE datname = :'app_db') AS create_
 \endif
 SQL
 unset db_password
+
+# The read-only monitoring role for the postgres exporter (observability profile), when its
+# secret is mounted: pg_monitor can read statistics, never the application's rows.
+if [[ -r $MONITOR_PASSWORD_FILE && -s $MONITOR_PASSWORD_FILE ]]; then
+  PARLEY_MONITOR_PASSWORD=$(<"$MONITOR_PASSWORD_FILE") "${as_pg[@]}" psql --no-psqlrc --quiet \
+    --set=ON_ERROR_STOP=1 --username=postgres --dbname=postgres \
+    --set=app_db="$POSTGRES_DB" <<'SQL'
+SET log_statement = 'none';
+SET log_min_error_statement = 'panic';
+SET log_min_duration_statement = -1;
+\getenv monitor_pw PARLEY_MONITOR_PASSWORD
+SELECT NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'parley_monitor') AS create_role \gset
+\if :create_role
+  CREATE ROLE parley_monitor LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE;
+\endif
+ALTER ROLE parley_monitor WITH LOGIN PASSWORD :'monitor_pw' CONNECTION LIMIT 5;
+\unset monitor_pw
+GRANT pg_monitor TO parley_monitor;
+GRANT CONNECT ON DATABASE :"app_db" TO parley_monitor;
+SQL
+  log info "monitoring role ready"
+fi
 
 trap - EXIT
 stop_temp
