@@ -10,7 +10,7 @@ import contextlib
 
 import pytest
 
-from support import Client, Peer, Settings, ws_connect
+from support import SENSITIVE, Client, Peer, Settings, ws_connect
 
 SETTINGS = Settings.from_env()
 
@@ -23,6 +23,13 @@ def pytest_report_header(config):
 @pytest.fixture(scope="session")
 def settings() -> Settings:
     return SETTINGS
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Hand the values that must never be logged to ops/checks/logs."""
+    path = SETTINGS.artifacts_dir / "sensitive-values.txt"
+    with contextlib.suppress(OSError):
+        path.write_text("".join(f"{value}\n" for value in sorted(SENSITIVE) if "\n" not in value))
 
 
 @pytest.fixture

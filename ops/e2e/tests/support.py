@@ -36,6 +36,17 @@ RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|\+00:0
 ROOM_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,30}[a-z0-9]$")
 
 
+# Every password, cookie, token and message text the suite uses, so ops/checks/logs can
+# prove none of them reached any service's log (written out at the end of the session).
+SENSITIVE: set[str] = {PASSWORD}
+
+
+def sensitive(value: str | None) -> str | None:
+    if value and len(value) >= 8:  # shorter strings would match by chance
+        SENSITIVE.add(value)
+    return value
+
+
 def _slug(raw: str, limit: int) -> str:
     slug = re.sub(r"[^a-z0-9-]+", "-", raw.strip().lower())[:limit].strip("-")
     return slug or "x"
@@ -232,6 +243,7 @@ class Client:
             follow_redirects=False,
             timeout=httpx.Timeout(10.0),
             trust_env=False,
+            event_hooks={"response": [self._note_cookies]},
         )
         self.email: str | None = None
         self.password: str | None = None
@@ -240,6 +252,10 @@ class Client:
 
     async def aclose(self) -> None:
         await self.http.aclose()
+
+    async def _note_cookies(self, response: httpx.Response) -> None:
+        for name in ("parley_session", "parley_csrf"):
+            sensitive(response.cookies.get(name))
 
     @property
     def session_cookie(self) -> str | None:
@@ -377,6 +393,7 @@ class Client:
         assert response.status_code == 200, describe(response)
         body = response.json()
         assert isinstance(body.get("token"), str) and body["token"], body
+        sensitive(body["token"])
         return body
 
 
@@ -434,6 +451,7 @@ class Peer:
 
     async def say(self, text: str, client_id: str | None = None) -> str:
         client_id = client_id or uuid.uuid4().hex
+        sensitive(text)
         await self.send_json({"type": "message", "text": text, "client_id": client_id})
         return client_id
 
