@@ -59,3 +59,19 @@ async def test_login_logs_carry_no_password_or_session(user: Browser, logs: io.S
     assert '"event": "login succeeded"' in out
     assert PASSWORD not in out
     assert user.http.cookies["parley_session"] not in out
+
+
+def test_tracebacks_are_structured_and_carry_no_locals(logs: io.StringIO) -> None:
+    def fail(password: str) -> None:
+        raise ValueError("boom")
+
+    try:
+        fail("hunter2-secret")
+    except ValueError:
+        logging.getLogger("website.test").exception("it broke")
+    (line,) = [json.loads(raw) for raw in logs.getvalue().splitlines() if "it broke" in raw]
+    (error,) = line["exception"]
+    assert error["exc_type"] == "ValueError" and error["exc_value"] == "boom"
+    assert any(frame["name"] == "fail" for frame in error["frames"])
+    assert "hunter2-secret" not in logs.getvalue()
+    assert all("locals" not in frame for frame in error["frames"])
