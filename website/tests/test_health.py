@@ -18,3 +18,12 @@ async def test_request_metrics_use_route_templates(user: Browser) -> None:
     assert REGISTRY.get_sample_value("http_requests_total", labels) == before + 2
     raw = {"method": "GET", "route": "/rooms/nor-this-one", "status": "404"}
     assert REGISTRY.get_sample_value("http_requests_total", raw) is None
+
+
+async def test_unknown_path_gets_a_friendly_page(browser: Browser) -> None:
+    # No route matched, so no session lookup ran: the error page must still render.
+    page = await browser.http.get("/no/such/page", headers={"accept": "text/html"})
+    assert page.status_code == 404 and "Not found" in page.text
+    assert '<meta name="csrf-token"' in page.text
+    api = await browser.http.get("/api/nope")
+    assert api.status_code == 404 and api.json() == {"detail": "Not Found"}

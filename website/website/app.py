@@ -54,8 +54,6 @@ def create_app() -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if _wants_html(request):
-            if not hasattr(request.state, "session"):
-                request.state.session = None
             return render(
                 request, "error.html", exc.status_code, status=exc.status_code, detail=exc.detail
             )

@@ -4,14 +4,21 @@ import secrets
 
 from fastapi import HTTPException, Request, Response, status
 
+from website.models import UserSession
+
 COOKIE_NAME = "parley_csrf"
 FORM_FIELD = "csrf_token"
 HEADER = "X-CSRF-Token"
 
 
+def session_of(request: Request) -> UserSession | None:
+    # Unset when a request failed before the session lookup (e.g. an unknown path).
+    return getattr(request.state, "session", None)
+
+
 def csrf_token_for(request: Request) -> str:
     """The token pages embed; creates the anonymous one on first use."""
-    session = request.state.session
+    session = session_of(request)
     if session is not None:
         return session.csrf_token
     token = request.cookies.get(COOKIE_NAME) or getattr(request.state, "new_csrf", None)
@@ -35,7 +42,7 @@ def set_csrf_cookie(request: Request, response: Response) -> None:
 
 
 def check_csrf(request: Request, submitted: str | None) -> None:
-    session = request.state.session
+    session = session_of(request)
     expected = session.csrf_token if session is not None else request.cookies.get(COOKIE_NAME)
     if not expected or not submitted or not secrets.compare_digest(expected, submitted):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "Invalid or missing CSRF token.")

@@ -7,11 +7,11 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from website.csrf import csrf_token_for, set_csrf_cookie
+from website.csrf import csrf_token_for, session_of, set_csrf_cookie
 
 
 def _page_context(request: Request) -> dict[str, Any]:
-    session = getattr(request.state, "session", None)
+    session = session_of(request)
     return {"user": session.user if session else None, "csrf_token": csrf_token_for(request)}
 
 

@@ -29,36 +29,21 @@ class TokenIssuer:
         self.kid = _thumbprint(self._public_jwk)
 
     def issue(self, user: User, room: Room) -> str:
-        now = datetime.now(UTC)
-        claims = {
-            "iss": ISSUER,
-            "aud": AUDIENCE,
-            "sub": str(user.id),
-            "email": user.email,
-            "name": user.display_name,
-            "room": room.name,
-            "iat": now,
-            "nbf": now,
-            "exp": now + timedelta(seconds=self.ttl_seconds),
-            "jti": uuid.uuid4().hex,
-        }
-        return jwt.encode(claims, self._key, algorithm="EdDSA", headers={"kid": self.kid})
+        """A user's token to join one room's chat."""
+        claims = {"sub": str(user.id), "email": user.email, "name": user.display_name}
+        return self._sign(claims, room.name, self.ttl_seconds)
 
     def issue_room_deleted(self, room: str) -> str:
         """The website's signed notice that a room is gone (never valid to join a room)."""
+        return self._sign({"sub": ISSUER, "purpose": ROOM_DELETED}, room, NOTICE_TTL_SECONDS)
+
+    def _sign(self, claims: dict, room: str, ttl_seconds: int) -> str:
         now = datetime.now(UTC)
-        claims = {
-            "iss": ISSUER,
-            "aud": AUDIENCE,
-            "sub": ISSUER,
-            "purpose": ROOM_DELETED,
-            "room": room,
-            "iat": now,
-            "nbf": now,
-            "exp": now + timedelta(seconds=NOTICE_TTL_SECONDS),
-            "jti": uuid.uuid4().hex,
-        }
-        return jwt.encode(claims, self._key, algorithm="EdDSA", headers={"kid": self.kid})
+        registered = {"iss": ISSUER, "aud": AUDIENCE, "room": room, "iat": now, "nbf": now}
+        registered |= {"exp": now + timedelta(seconds=ttl_seconds), "jti": uuid.uuid4().hex}
+        return jwt.encode(
+            registered | claims, self._key, algorithm="EdDSA", headers={"kid": self.kid}
+        )
 
     def jwks(self) -> dict:
         return {"keys": [{**self._public_jwk, "kid": self.kid, "use": "sig", "alg": "EdDSA"}]}
