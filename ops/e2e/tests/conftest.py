@@ -27,7 +27,7 @@ def settings() -> Settings:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int | pytest.ExitCode) -> None:
-    """Hand the values that must never be logged to ops/checks/logs."""
+    """Hand the values that must never be logged to checks/test_logs.py."""
     path = SETTINGS.artifacts_dir / "sensitive-values.txt"
     with contextlib.suppress(OSError):
         path.write_text("".join(f"{value}\n" for value in sorted(SENSITIVE) if "\n" not in value))

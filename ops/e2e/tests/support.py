@@ -39,7 +39,7 @@ ROOM_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,30}[a-z0-9]$")
 Json = dict[str, Any]  # a decoded JSON object: an API answer, a frame, JWT claims
 
 
-# Every password, cookie, token and message text the suite uses, so ops/checks/logs can
+# Every password, cookie, token and message text the suite uses, so checks/test_logs.py can
 # prove none of them reached any service's log (written out at the end of the session).
 SENSITIVE: set[str] = {PASSWORD}
 
