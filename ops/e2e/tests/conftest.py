@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 
 import pytest
 
-from support import SENSITIVE, Client, Peer, Settings, ws_connect
+from support import SENSITIVE, Client, Join, MakeClient, MakeUser, Peer, Settings, ws_connect
 
 SETTINGS = Settings.from_env()
 
 
-def pytest_report_header(config):
+def pytest_report_header(config: pytest.Config) -> str:
     s = SETTINGS
     return f"parley e2e: BASE_URL={s.base_url} WS_BASE_URL={s.ws_base_url} RUN_ID={s.run_id}"
 
@@ -25,15 +26,15 @@ def settings() -> Settings:
     return SETTINGS
 
 
-def pytest_sessionfinish(session, exitstatus):
-    """Hand the values that must never be logged to ops/checks/logs."""
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int | pytest.ExitCode) -> None:
+    """Hand the values that must never be logged to checks/test_logs.py."""
     path = SETTINGS.artifacts_dir / "sensitive-values.txt"
     with contextlib.suppress(OSError):
         path.write_text("".join(f"{value}\n" for value in sorted(SENSITIVE) if "\n" not in value))
 
 
 @pytest.fixture
-async def make_client(settings):
+async def make_client(settings: Settings) -> AsyncIterator[MakeClient]:
     """Factory for anonymous clients, closed after the test."""
     clients: list[Client] = []
 
@@ -48,7 +49,7 @@ async def make_client(settings):
 
 
 @pytest.fixture
-async def make_user(make_client):
+async def make_user(make_client: MakeClient) -> MakeUser:
     """Factory for freshly registered, logged-in clients."""
 
     async def make(name: str | None = None) -> Client:
@@ -60,24 +61,24 @@ async def make_user(make_client):
 
 
 @pytest.fixture
-async def alice(make_user) -> Client:
+async def alice(make_user: MakeUser) -> Client:
     return await make_user()
 
 
 @pytest.fixture
-async def bob(make_user) -> Client:
+async def bob(make_user: MakeUser) -> Client:
     return await make_user()
 
 
 @pytest.fixture
-async def room(alice) -> str:
+async def room(alice: Client) -> str:
     """A fresh room owned by alice."""
     name, _ = await alice.create_room()
     return name
 
 
 @pytest.fixture
-async def join(settings):
+async def join(settings: Settings) -> AsyncIterator[Join]:
     """Factory: connect a client to a room's chat and read its welcome frame."""
     peers: list[Peer] = []
 

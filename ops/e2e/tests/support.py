@@ -9,16 +9,17 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, overload
 from urllib.parse import urlsplit
 
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Origin
 
 WAIT = 5.0  # seconds: the bound on every single wait for the stack
 PASSWORD = "correct horse battery staple"
@@ -35,12 +36,18 @@ CHROMIUM_ARGS = [
 RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|\+00:00)$")
 ROOM_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,30}[a-z0-9]$")
 
+Json = dict[str, Any]  # a decoded JSON object: an API answer, a frame, JWT claims
 
-# Every password, cookie, token and message text the suite uses, so ops/checks/logs can
+
+# Every password, cookie, token and message text the suite uses, so checks/test_logs.py can
 # prove none of them reached any service's log (written out at the end of the session).
 SENSITIVE: set[str] = {PASSWORD}
 
 
+@overload
+def sensitive(value: str) -> str: ...
+@overload
+def sensitive(value: None) -> None: ...
 def sensitive(value: str | None) -> str | None:
     if value and len(value) >= 8:  # shorter strings would match by chance
         SENSITIVE.add(value)
@@ -110,7 +117,8 @@ def unique_name(prefix: str = "User") -> str:
 def is_rfc3339_utc(value: Any) -> bool:
     if not isinstance(value, str) or not RFC3339_UTC.match(value):
         return False
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).utcoffset().total_seconds() == 0
+    offset = datetime.fromisoformat(value.replace("Z", "+00:00")).utcoffset()
+    return offset is not None and offset.total_seconds() == 0
 
 
 # ---------------------------------------------------------------- HTML
@@ -134,7 +142,7 @@ class Node:
     def classes(self) -> set[str]:
         return set(self.attrs.get("class", "").split())
 
-    def iter(self):
+    def iter(self) -> Iterator[Node]:
         yield self
         for child in self.children:
             yield from child.iter()
@@ -182,7 +190,7 @@ class _TreeBuilder(HTMLParser):
         self.root = Node("#document", {})
         self.stack = [self.root]
 
-    def handle_starttag(self, tag, attrs):
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         node = Node(tag, {k: (v if v is not None else "") for k, v in attrs})
         parent = self.stack[-1]
         parent.children.append(node)
@@ -190,18 +198,18 @@ class _TreeBuilder(HTMLParser):
         if tag not in _VOID:
             self.stack.append(node)
 
-    def handle_startendtag(self, tag, attrs):
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.handle_starttag(tag, attrs)
         if tag not in _VOID:
             self.stack.pop()
 
-    def handle_endtag(self, tag):
+    def handle_endtag(self, tag: str) -> None:
         for i in range(len(self.stack) - 1, 0, -1):
             if self.stack[i].tag == tag:
                 del self.stack[i:]
                 return
 
-    def handle_data(self, data):
+    def handle_data(self, data: str) -> None:
         self.stack[-1].parts.append(data)
 
 
@@ -245,9 +253,10 @@ class Client:
             trust_env=False,
             event_hooks={"response": [self._note_cookies]},
         )
-        self.email: str | None = None
-        self.password: str | None = None
-        self.name: str | None = None
+        # The account, once registered or logged in ("" before).
+        self.email = ""
+        self.password = ""
+        self.name = ""
         self.csrf: str | None = None
 
     async def aclose(self) -> None:
@@ -261,7 +270,7 @@ class Client:
     def session_cookie(self) -> str | None:
         return self.http.cookies.get("parley_session")
 
-    async def get(self, path: str, **kw) -> httpx.Response:
+    async def get(self, path: str, **kw: Any) -> httpx.Response:
         return await self.http.get(path, **kw)
 
     async def page(self, path: str, expect: int = 200) -> Node:
@@ -330,6 +339,7 @@ class Client:
     ) -> httpx.Response:
         email = email or self.email
         password = password or self.password
+        assert email and password, "login needs an account: register first"
         data = await self.form_fields("/login")
         data.update(email=email, password=password)
         if next_ is not None:
@@ -371,27 +381,29 @@ class Client:
             assert response.status_code == expect, describe(response)
         return response
 
-    async def api_rooms(self) -> list[dict]:
+    async def api_rooms(self) -> list[Json]:
         response = await self.http.get("/api/rooms")
         assert response.status_code == 200, describe(response)
-        return response.json()
+        rooms: list[Json] = response.json()
+        assert isinstance(rooms, list), describe(response)
+        return rooms
 
     async def room_names(self) -> set[str]:
         return {room["name"] for room in await self.api_rooms()}
 
     async def token_response(self, room: str, csrf: str | None = None) -> httpx.Response:
-        headers = {}
+        headers: dict[str, str] = {}
         csrf = csrf if csrf is not None else self.csrf
         if csrf:
             headers["X-CSRF-Token"] = csrf
         return await self.http.post(f"/api/rooms/{room}/token", headers=headers)
 
-    async def token(self, room: str) -> dict:
+    async def token(self, room: str) -> Json:
         if self.csrf is None:
             await self.meta_csrf("/rooms")
         response = await self.token_response(room)
         assert response.status_code == 200, describe(response)
-        body = response.json()
+        body: Json = response.json()
         assert isinstance(body.get("token"), str) and body["token"], body
         sensitive(body["token"])
         return body
@@ -407,14 +419,15 @@ class Peer:
         self.ws = ws
         self.label = label
         self.raw: list[str] = []
-        self.welcome: dict | None = None
+        self.welcome: Json = {}  # the server's first frame, once read
 
     @property
-    def me(self) -> dict:
-        assert self.welcome is not None
-        return self.welcome["you"]
+    def me(self) -> Json:
+        assert self.welcome, f"{self.label}: no welcome frame yet"
+        you: Json = self.welcome["you"]
+        return you
 
-    async def recv(self, timeout: float = WAIT) -> dict:
+    async def recv(self, timeout: float = WAIT) -> Json:
         try:
             async with asyncio.timeout(timeout):
                 raw = await self.ws.recv()
@@ -422,13 +435,15 @@ class Peer:
             raise AssertionError(f"{self.label}: no frame within {timeout}s") from None
         assert isinstance(raw, str), f"{self.label}: server sent a binary frame"
         self.raw.append(raw)
-        return json.loads(raw)
+        frame: Json = json.loads(raw)
+        assert isinstance(frame, dict), f"{self.label}: frame is not a JSON object: {raw[:200]}"
+        return frame
 
     async def recv_until(
-        self, predicate: Callable[[dict], bool], timeout: float = WAIT
-    ) -> tuple[dict, list[dict]]:
+        self, predicate: Callable[[Json], bool], timeout: float = WAIT
+    ) -> tuple[Json, list[Json]]:
         """Read until a frame matches; return it and the frames skipped on the way."""
-        skipped: list[dict] = []
+        skipped: list[Json] = []
         try:
             async with asyncio.timeout(timeout):
                 while True:
@@ -487,7 +502,7 @@ async def ws_connect(
     async with asyncio.timeout(WAIT):
         return await connect(
             settings.ws_base_url + path,
-            origin=origin,
+            origin=Origin(origin) if origin is not None else None,
             subprotocols=subprotocols,
             additional_headers=headers or None,
             proxy=None,
@@ -495,6 +510,24 @@ async def ws_connect(
             close_timeout=2,
             **kwargs,
         )
+
+
+class MakeClient(Protocol):
+    """The make_client fixture: a new anonymous client, closed after the test."""
+
+    async def __call__(self) -> Client: ...
+
+
+class MakeUser(Protocol):
+    """The make_user fixture: a new registered, logged-in client."""
+
+    async def __call__(self, name: str | None = None) -> Client: ...
+
+
+class Join(Protocol):
+    """The join fixture: a client's peer in a room's chat, past its welcome frame."""
+
+    async def __call__(self, client: Client, room: str, *, mode: str = "subprotocol") -> Peer: ...
 
 
 def b64url_decode(part: str) -> bytes:

@@ -7,19 +7,57 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Dialog,
+    Locator,
+    Page,
+    expect,
+    sync_playwright,
+)
 
-from support import CHROMIUM_ARGS, PASSWORD, sensitive, unique_name, unique_room
+from support import CHROMIUM_ARGS, PASSWORD, Settings, sensitive, unique_name, unique_room
 
 pytestmark = pytest.mark.browser
 UI_WAIT_MS = 20_000  # a bound, not a sleep: generous for a loaded CI machine
 XSS = sensitive("<img src=x onerror=alert(1)>")
 
 
+class PageFactory:
+    """The new_page fixture: each call opens a page in its own browser context (its own
+    cookies: one person each); any dialog a page opens is noted, as it would be an injection."""
+
+    def __init__(self, browser: Browser, settings: Settings) -> None:
+        self.browser = browser
+        self.settings = settings
+        self.contexts: list[BrowserContext] = []
+        self.dialogs: list[str] = []
+
+    def __call__(self) -> Page:
+        context = self.browser.new_context(
+            base_url=self.settings.base_url, viewport={"width": 1000, "height": 700}
+        )
+        context.set_default_timeout(UI_WAIT_MS)
+        self.contexts.append(context)
+        page = context.new_page()
+        page.on("dialog", self._on_dialog)
+        return page
+
+    def _on_dialog(self, dialog: Dialog) -> None:
+        self.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    def close(self) -> None:
+        for context in self.contexts:
+            context.close()
+
+
 @pytest.fixture(scope="module")
-def browser(settings):
+def browser(settings: Settings) -> Iterator[Browser]:
     expect.set_options(timeout=UI_WAIT_MS)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
@@ -30,32 +68,13 @@ def browser(settings):
 
 
 @pytest.fixture
-def new_page(browser: Browser, settings):
-    """Factory: a page in its own browser context (its own cookies: one person each)."""
-    contexts = []
-    dialogs: list[str] = []  # any alert() would be an injection
-
-    def on_dialog(dialog) -> None:
-        dialogs.append(dialog.message)
-        dialog.dismiss()
-
-    def make() -> Page:
-        context = browser.new_context(
-            base_url=settings.base_url, viewport={"width": 1000, "height": 700}
-        )
-        context.set_default_timeout(UI_WAIT_MS)
-        contexts.append(context)
-        page = context.new_page()
-        page.on("dialog", on_dialog)
-        return page
-
-    make.dialogs = dialogs
-    yield make
-    for context in contexts:
-        context.close()
+def new_page(browser: Browser, settings: Settings) -> Iterator[PageFactory]:
+    factory = PageFactory(browser, settings)
+    yield factory
+    factory.close()
 
 
-def register(page: Page, settings, name: str) -> None:
+def register(page: Page, settings: Settings, name: str) -> None:
     page.goto("/register")
     page.fill("input[name=email]", settings.unique_email("ui"))
     page.fill("input[name=display_name]", name)
@@ -65,7 +84,7 @@ def register(page: Page, settings, name: str) -> None:
     expect(page.locator("#whoami")).to_have_text(name)
 
 
-def messages(page: Page):
+def messages(page: Page) -> Locator:
     return page.locator("#messages li.message")
 
 
@@ -76,7 +95,7 @@ def expect_message(page: Page, index: int, sender: str, text: str) -> None:
     expect(item.locator("time")).to_have_attribute("datetime", re.compile(r"^\d{4}-\d\d-\d\dT"))
 
 
-def test_two_people_chat_in_the_browser(new_page, settings):
+def test_two_people_chat_in_the_browser(new_page: PageFactory, settings: Settings) -> None:
     one, two = new_page(), new_page()
     name1, name2 = unique_name("Uno"), unique_name("Dos")
     register(one, settings, name1)

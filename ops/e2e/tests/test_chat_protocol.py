@@ -4,27 +4,30 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from support import WAIT, Peer, is_rfc3339_utc, ws_connect
+from support import WAIT, Client, Join, Json, MakeUser, Peer, Settings, is_rfc3339_utc, ws_connect
 
 
-def is_message(text: str):
+def is_message(text: str) -> Callable[[Json], bool]:
     return lambda f: f.get("type") == "message" and f.get("text") == text
 
 
-def is_event(kind: str, name: str):
+def is_event(kind: str, name: str) -> Callable[[Json], bool]:
     return lambda f: f.get("type") == kind and f.get("user", {}).get("name") == name
 
 
-def own_presence(peer: Peer):
+def own_presence(peer: Peer) -> Callable[[Json], bool]:
     """A join/leave about the peer's own user, which a server may or may not echo."""
     return lambda f: f.get("type") in {"join", "leave"} and f.get("user") == peer.me
 
 
-def assert_message_frame(frame: dict, *, room: str, sender: Peer, sender_name: str, text: str):
+def assert_message_frame(
+    frame: Json, *, room: str, sender: Peer, sender_name: str, text: str
+) -> None:
     assert frame["type"] == "message", frame
     assert frame["room"] == room, frame
     assert frame["text"] == text, frame
@@ -33,7 +36,9 @@ def assert_message_frame(frame: dict, *, room: str, sender: Peer, sender_name: s
     assert is_rfc3339_utc(frame["ts"]), f"ts is not RFC 3339 UTC: {frame['ts']!r}"
 
 
-async def test_welcome_names_the_room_me_and_members(alice, bob, room, join):
+async def test_welcome_names_the_room_me_and_members(
+    alice: Client, bob: Client, room: str, join: Join
+) -> None:
     a = await join(alice, room)
     assert a.welcome["room"] == room
     assert a.welcome["you"]["name"] == alice.name
@@ -50,8 +55,8 @@ async def test_welcome_names_the_room_me_and_members(alice, bob, room, join):
 
 
 async def test_two_users_exchange_messages_and_other_rooms_hear_nothing(
-    make_user, alice, bob, room, join
-):
+    make_user: MakeUser, alice: Client, bob: Client, room: str, join: Join
+) -> None:
     carol = await make_user()
     other_room, _ = await carol.create_room()
     c = await join(carol, other_room)
@@ -88,7 +93,9 @@ async def test_two_users_exchange_messages_and_other_rooms_hear_nothing(
     assert leaked == [], f"a client in another room received: {leaked}"
 
 
-async def test_presence_is_per_user_not_per_tab(make_user, alice, bob, room, join):
+async def test_presence_is_per_user_not_per_tab(
+    make_user: MakeUser, alice: Client, bob: Client, room: str, join: Join
+) -> None:
     a = await join(alice, room)
 
     b1 = await join(bob, room)
@@ -128,7 +135,9 @@ async def test_presence_is_per_user_not_per_tab(make_user, alice, bob, room, joi
         assert bob.email.lower() not in raw.lower() and carol.email.lower() not in raw.lower()
 
 
-async def test_text_limits_and_bad_input_keep_the_connection_usable(alice, room, join):
+async def test_text_limits_and_bad_input_keep_the_connection_usable(
+    alice: Client, room: str, join: Join
+) -> None:
     a = await join(alice, room)
 
     longest = "x" * 2000
@@ -154,7 +163,9 @@ async def test_text_limits_and_bad_input_keep_the_connection_usable(alice, room,
     assert got["type"] == "message" and got["text"] == after, got
 
 
-async def test_frame_over_16_kib_closes_with_1009(alice, room, settings):
+async def test_frame_over_16_kib_closes_with_1009(
+    alice: Client, room: str, settings: Settings
+) -> None:
     token = await alice.token(room)
     ws = await ws_connect(settings, token["token"], token["ws_url"], compression=None)
     peer = Peer(ws, "oversize")
@@ -167,7 +178,9 @@ async def test_frame_over_16_kib_closes_with_1009(alice, room, settings):
     assert info.value.rcvd.code == 1009, info.value
 
 
-async def test_deleting_a_room_closes_its_sockets_with_4404(alice, bob, room, join):
+async def test_deleting_a_room_closes_its_sockets_with_4404(
+    alice: Client, bob: Client, room: str, join: Join
+) -> None:
     b = await join(bob, room)
     await alice.delete_room(room)
     with pytest.raises(ConnectionClosed) as info:

@@ -9,6 +9,8 @@ import os
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from support import Client, Join, MakeUser
+
 CHAT_METRICS = os.environ.get("CHAT_METRICS_URL", "http://chat:9100/metrics")
 WEBSITE_METRICS = os.environ.get("WEBSITE_METRICS_URL", "http://website:9100/metrics")
 
@@ -35,7 +37,9 @@ async def eventually(url: str, expected: dict[str, float], timeout: float = 5.0)
             await asyncio.sleep(0.1)
 
 
-async def test_chat_gauges_and_counters_follow_activity(alice, bob, make_user, join):
+async def test_chat_gauges_and_counters_follow_activity(
+    alice: Client, bob: Client, make_user: MakeUser, join: Join
+) -> None:
     carol = await make_user()
     room_a, _ = await alice.create_room()
     room_b, _ = await carol.create_room()
@@ -65,7 +69,7 @@ async def test_chat_gauges_and_counters_follow_activity(alice, bob, make_user, j
     await eventually(CHAT_METRICS, {"chat_connections_active": 0, "chat_rooms_active": 0})
 
 
-async def test_website_counts_tokens_and_logins(alice, room):
+async def test_website_counts_tokens_and_logins(alice: Client, room: str) -> None:
     before = await scrape(WEBSITE_METRICS)
     await alice.token(room)
     await alice.token(room)

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import pytest
 
-from support import PASSWORD, Peer, describe, ws_connect
+from support import PASSWORD, MakeClient, Peer, Settings, describe, ws_connect
 
 PERSIST_NAME = "Persistent Pat"
 
 
 @pytest.mark.restart_setup
-async def test_restart_setup_creates_user_and_room(make_client, settings):
+async def test_restart_setup_creates_user_and_room(
+    make_client: MakeClient, settings: Settings
+) -> None:
     email, room = settings.persist_email(), settings.persist_room()
     client = await make_client()
     response = await client.register(email=email, name=PERSIST_NAME, expect=None)
@@ -26,7 +28,9 @@ async def test_restart_setup_creates_user_and_room(make_client, settings):
 
 
 @pytest.mark.restart_verify
-async def test_restart_verify_user_and_room_survived(make_client, settings):
+async def test_restart_verify_user_and_room_survived(
+    make_client: MakeClient, settings: Settings
+) -> None:
     if not settings.run_id_from_env:
         pytest.fail("RUN_ID must be set to the value the restart_setup run used")
     email, room = settings.persist_email(), settings.persist_room()

@@ -10,6 +10,9 @@ import pytest
 
 from support import (
     PASSWORD,
+    Client,
+    MakeClient,
+    Settings,
     describe,
     error_text,
     parse_html,
@@ -18,7 +21,7 @@ from support import (
 )
 
 
-def bare_client(settings, **cookies: str) -> httpx.AsyncClient:
+def bare_client(settings: Settings, **cookies: str) -> httpx.AsyncClient:
     """A client that sends exactly the given cookies and keeps none."""
     header = "; ".join(f"{k}={v}" for k, v in cookies.items())
     return httpx.AsyncClient(
@@ -33,7 +36,9 @@ def bare_client(settings, **cookies: str) -> httpx.AsyncClient:
 # ---------------------------------------------------------------- accounts
 
 
-async def test_register_logs_in_and_shows_who_i_am(make_client, settings):
+async def test_register_logs_in_and_shows_who_i_am(
+    make_client: MakeClient, settings: Settings
+) -> None:
     client = await make_client()
     name = unique_name("Reggie")
     response = await client.register(name=name)
@@ -51,7 +56,9 @@ async def test_register_logs_in_and_shows_who_i_am(make_client, settings):
     assert whoami is not None and whoami.text.strip() == name
 
 
-async def test_duplicate_email_is_refused_case_insensitively(make_client, settings):
+async def test_duplicate_email_is_refused_case_insensitively(
+    make_client: MakeClient, settings: Settings
+) -> None:
     first = await make_client()
     email = settings.unique_email("dup")
     await first.register(email=email)
@@ -69,7 +76,9 @@ async def test_duplicate_email_is_refused_case_insensitively(make_client, settin
     assert second.session_cookie is None, "a failed registration logged someone in"
 
 
-async def test_login_with_bad_password_or_unknown_email(alice, make_client, settings):
+async def test_login_with_bad_password_or_unknown_email(
+    alice: Client, make_client: MakeClient, settings: Settings
+) -> None:
     client = await make_client()
     response = await client.login(alice.email, "wrong password!", expect=400)
     assert error_text(response) == "Invalid email or password."
@@ -78,14 +87,14 @@ async def test_login_with_bad_password_or_unknown_email(alice, make_client, sett
     assert client.session_cookie is None
 
 
-async def test_login_email_is_case_insensitive(alice, make_client):
+async def test_login_email_is_case_insensitive(alice: Client, make_client: MakeClient) -> None:
     client = await make_client()
     await client.login(alice.email.upper(), alice.password)
     whoami = (await client.page("/rooms")).by_id("whoami")
     assert whoami is not None and whoami.text.strip() == alice.name
 
 
-async def test_login_without_csrf_is_403(alice, make_client):
+async def test_login_without_csrf_is_403(alice: Client, make_client: MakeClient) -> None:
     client = await make_client()
     await client.page("/login")  # has the anonymous CSRF cookie, but sends no token
     response = await client.http.post(
@@ -99,7 +108,9 @@ async def test_login_without_csrf_is_403(alice, make_client):
     assert client.session_cookie is None
 
 
-async def test_login_rotates_the_session_id(alice, make_client, settings):
+async def test_login_rotates_the_session_id(
+    alice: Client, make_client: MakeClient, settings: Settings
+) -> None:
     """A session id planted before login (fixation) is never the one in use after it."""
     planted = "planted-session-id-0123456789abcdef0123456789"
     client = await make_client()
@@ -120,7 +131,9 @@ async def test_login_rotates_the_session_id(alice, make_client, settings):
         assert path_of(response.headers.get("location")) == "/login"
 
 
-async def test_logout_kills_the_server_side_session(alice, room, settings):
+async def test_logout_kills_the_server_side_session(
+    alice: Client, room: str, settings: Settings
+) -> None:
     old_session = alice.session_cookie
     old_csrf = await alice.meta_csrf("/rooms")
     assert old_session
@@ -134,7 +147,7 @@ async def test_logout_kills_the_server_side_session(alice, room, settings):
         assert response.status_code == 401, describe(response)
 
 
-async def test_chat_page_needs_login_and_redirects_back(make_client, room):
+async def test_chat_page_needs_login_and_redirects_back(make_client: MakeClient, room: str) -> None:
     client = await make_client()
     response = await client.get(f"/rooms/{room}")
     assert response.status_code == 303, describe(response)
@@ -146,7 +159,7 @@ async def test_chat_page_needs_login_and_redirects_back(make_client, room):
 # ---------------------------------------------------------------- rooms
 
 
-async def test_created_room_is_listed_and_has_a_chat_page(alice, bob):
+async def test_created_room_is_listed_and_has_a_chat_page(alice: Client, bob: Client) -> None:
     title = f"Tea & Biscuits {unique_name('t')}"
     name, _ = await alice.create_room(title=title)
 
@@ -175,13 +188,13 @@ async def test_created_room_is_listed_and_has_a_chat_page(alice, bob):
 
 
 @pytest.mark.parametrize("bad", ["A", "ab", "-ab", "ab-", "has space", "a" * 33])
-async def test_invalid_room_names_are_refused(alice, bad):
+async def test_invalid_room_names_are_refused(alice: Client, bad: str) -> None:
     _, response = await alice.create_room(name=bad, expect=400)
     assert error_text(response), f"no .error shown for {bad!r}"
     assert bad not in await alice.room_names()
 
 
-async def test_duplicate_room_name_is_refused(alice, bob):
+async def test_duplicate_room_name_is_refused(alice: Client, bob: Client) -> None:
     name, _ = await alice.create_room()
     _, response = await bob.create_room(name=name, expect=400)
     assert error_text(response)
@@ -189,7 +202,7 @@ async def test_duplicate_room_name_is_refused(alice, bob):
     assert len(owners) == 1, owners
 
 
-async def test_only_the_owner_can_delete_a_room(alice, bob, room):
+async def test_only_the_owner_can_delete_a_room(alice: Client, bob: Client, room: str) -> None:
     await bob.delete_room(room, expect=403)
     assert room in await alice.room_names(), "a non-owner's delete removed the room"
     await bob.page(f"/rooms/{room}")  # still there
@@ -206,14 +219,14 @@ async def test_only_the_owner_can_delete_a_room(alice, bob, room):
 # ---------------------------------------------------------------- edge
 
 
-async def test_health_endpoints(make_client):
+async def test_health_endpoints(make_client: MakeClient) -> None:
     client = await make_client()
     for path in ("/healthz", "/readyz"):
         response = await client.get(path)
         assert response.status_code == 200, describe(response)
 
 
-async def test_metrics_are_not_routed_through_nginx(make_client):
+async def test_metrics_are_not_routed_through_nginx(make_client: MakeClient) -> None:
     client = await make_client()
     for path in ("/metrics", "/metrics/"):
         response = await client.get(path)
@@ -222,8 +235,8 @@ async def test_metrics_are_not_routed_through_nginx(make_client):
 
 
 async def test_server_header_has_no_version_and_every_response_has_a_request_id(
-    make_client,
-):
+    make_client: MakeClient,
+) -> None:
     client = await make_client()
     responses = [
         await client.get("/"),
