@@ -2,7 +2,7 @@
 
 from prometheus_client import REGISTRY
 
-from tests.conftest import Browser
+from tests.utils import Browser
 
 
 async def test_health_and_readiness(browser: Browser) -> None:

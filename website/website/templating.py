@@ -7,7 +7,22 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from website import wire
 from website.csrf import csrf_token_for, session_of, set_csrf_cookie
+from website.rooms import HTML_NAME_PATTERN
+
+# What the chat page's script needs of the wire contract, handed over as a JSON data block
+# (never inline script: the page's CSP will forbid it).
+PAGE_WIRE = {
+    "subprotocol": wire.SUBPROTOCOL,
+    "bearerPrefix": wire.BEARER_PREFIX,
+    "maxTextChars": wire.MAX_TEXT_CHARS,
+    "close": {
+        "policyViolation": wire.CLOSE_POLICY_VIOLATION,
+        "sessionEnded": wire.CLOSE_SESSION_ENDED,
+        "roomDeleted": wire.CLOSE_ROOM_DELETED,
+    },
+}
 
 
 def _page_context(request: Request) -> dict[str, Any]:
@@ -18,6 +33,7 @@ def _page_context(request: Request) -> dict[str, Any]:
 templates = Jinja2Templates(
     directory=Path(__file__).parent / "templates", context_processors=[_page_context]
 )
+templates.env.globals |= {"wire": PAGE_WIRE, "room_name_pattern": HTML_NAME_PATTERN}
 
 
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
