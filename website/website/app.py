@@ -5,9 +5,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
-from fastapi import FastAPI, Request, status
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.pool import QueuePool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -22,7 +22,7 @@ from website.middleware import RequestContextMiddleware
 from website.routes import accounts, api, health, rooms
 from website.services import Services
 from website.sessions import COOKIE_NAME
-from website.templating import render
+from website.templating import render, see_other
 from website.tokens import TokenIssuer
 from website.tracing import instrument_app, instrument_engine, uninstrument_engine
 
@@ -81,7 +81,7 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> Re
 
 
 async def _redirect(request: Request, exc: Redirect) -> Response:
-    response = RedirectResponse(exc.location, status_code=status.HTTP_303_SEE_OTHER)
+    response = see_other(exc.location)
     if exc.forget_session:
         response.delete_cookie(COOKIE_NAME)
     return response

@@ -1,10 +1,10 @@
-"""Jinja2 rendering with the values every page needs (caller, CSRF token)."""
+"""Page responses: Jinja2 rendering with what every page needs (caller, CSRF token), redirects."""
 
 from pathlib import Path
 from typing import Any
 
-from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi import Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from website import wire
@@ -40,3 +40,8 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     response = templates.TemplateResponse(request, template, context, status_code=status_code)
     set_csrf_cookie(request, response)
     return response
+
+
+def see_other(url: str) -> RedirectResponse:
+    """After a form post (or to send a browser on): GET the next page."""
+    return RedirectResponse(url, status_code=status.HTTP_303_SEE_OTHER)

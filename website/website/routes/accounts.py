@@ -3,7 +3,7 @@
 from typing import Annotated
 
 from fastapi import Form, Request, status
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 
 from website import users
 from website.deps import AppSettings, Caller, Db, LiveSession, live_session, protected_router
@@ -11,7 +11,7 @@ from website.logging import get_logger
 from website.metrics import LOGINS
 from website.models import User
 from website.sessions import COOKIE_NAME, create_session, delete_session
-from website.templating import render
+from website.templating import render, see_other
 
 router = protected_router()
 # Logging out needs a session first: without one there is nothing to end (nor to forge).
@@ -19,10 +19,6 @@ logout_router = protected_router(live_session)
 log = get_logger(__name__)
 
 FormStr = Annotated[str, Form()]
-
-
-def redirect(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=status.HTTP_303_SEE_OTHER)
 
 
 def _safe_next(target: str | None) -> str:
@@ -38,7 +34,7 @@ async def _start_session(
     # Rotate: whatever session id the browser held before is dropped for a fresh one.
     await delete_session(db, request.cookies.get(COOKIE_NAME))
     new = await create_session(db, user, settings)
-    response = redirect(target)
+    response = see_other(target)
     response.set_cookie(
         COOKIE_NAME,
         new.cookie_value,
@@ -58,7 +54,7 @@ async def index(request: Request, caller: Caller) -> Response:
 @router.get("/register")
 async def register_form(request: Request, caller: Caller) -> Response:
     if caller is not None:
-        return redirect("/rooms")
+        return see_other("/rooms")
     return render(request, "register.html")
 
 
@@ -89,7 +85,7 @@ async def register(
 @router.get("/login")
 async def login_form(request: Request, caller: Caller, next: str | None = None) -> Response:
     if caller is not None:
-        return redirect(_safe_next(next))
+        return see_other(_safe_next(next))
     return render(request, "login.html", next=_safe_next(next))
 
 
@@ -123,6 +119,6 @@ async def login(
 async def logout(request: Request, db: Db, session: LiveSession) -> Response:
     await delete_session(db, request.cookies.get(COOKIE_NAME))
     log.info("logged out", user_id=str(session.user_id))
-    response = redirect("/login")
+    response = see_other("/login")
     response.delete_cookie(COOKIE_NAME)
     return response

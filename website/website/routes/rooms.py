@@ -8,8 +8,7 @@ from fastapi.responses import Response
 from website import rooms
 from website.deps import Chat, Db, OwnedRoom, PageUser, RoomOr404, page_user, protected_router
 from website.logging import get_logger
-from website.routes.accounts import redirect
-from website.templating import render
+from website.templating import render, see_other
 
 router = protected_router(page_user)
 log = get_logger(__name__)
@@ -39,7 +38,7 @@ async def create_room(
             title=title,
         )
     log.info("room created", room=room.name, user_id=str(user.id))
-    return redirect(f"/rooms/{room.name}")
+    return see_other(f"/rooms/{room.name}")
 
 
 @router.get("/rooms/{name}")
@@ -53,4 +52,4 @@ async def delete_room(db: Db, user: PageUser, room: OwnedRoom, chat: Chat) -> Re
     await rooms.delete_room(db, room)
     log.info("room deleted", room=name, user_id=str(user.id))
     await chat.room_deleted(name)
-    return redirect("/rooms")
+    return see_other("/rooms")
