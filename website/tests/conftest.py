@@ -1,68 +1,57 @@
-"""Tests drive the real app in-process against the real PostgreSQL of the stack."""
+"""Fixtures: the process set-up, one app with its own settings and lifespan, browsers, a db."""
 
-import re
-import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
-import httpx
 import pytest
+from fastapi import FastAPI
+from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from website.app import app
-from website.db import get_sessionmaker
-
-PASSWORD = "correct horse battery"
-_META_CSRF = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
-
-
-class Browser:
-    """An httpx client that behaves like one person's browser: cookies plus CSRF tokens."""
-
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self.http = client
-        self.email = ""
-        self.name = ""
-
-    async def csrf(self, path: str = "/") -> str:
-        response = await self.http.get(path)
-        match = _META_CSRF.search(response.text)
-        assert match, f"no csrf meta tag on {path}"
-        return match.group(1)
-
-    async def register(
-        self, email: str | None = None, name: str | None = None, password: str = PASSWORD
-    ) -> httpx.Response:
-        self.email = email or f"user-{uuid.uuid4().hex[:12]}@example.test"
-        self.name = name or f"User {uuid.uuid4().hex[:6]}"
-        data = {"email": self.email, "display_name": self.name, "password": password}
-        return await self.http.post("/register", data={**data, "csrf_token": await self.csrf()})
-
-    async def login(self, email: str, password: str = PASSWORD) -> httpx.Response:
-        data = {"email": email, "password": password, "csrf_token": await self.csrf()}
-        return await self.http.post("/login", data=data)
-
-    async def logout(self) -> httpx.Response:
-        return await self.http.post("/logout", data={"csrf_token": await self.csrf()})
-
-    async def create_room(self, name: str | None = None, title: str = "A room") -> httpx.Response:
-        name = unique_room() if name is None else name
-        data = {"name": name, "title": title, "csrf_token": await self.csrf()}
-        return await self.http.post("/rooms", data=data)
-
-    async def token(self, room: str) -> httpx.Response:
-        headers = {"X-CSRF-Token": await self.csrf()}
-        return await self.http.post(f"/api/rooms/{room}/token", headers=headers)
+from tests.utils import Browser, open_browser, running
+from website.app import create_app
+from website.config import Settings
+from website.logging import configure_logging
+from website.services import Services
+from website.tokens import TokenIssuer
+from website.tracing import configure_tracer_provider
 
 
-def unique_room() -> str:
-    return f"room-{uuid.uuid4().hex[:10]}"
+@pytest.fixture(scope="session", autouse=True)
+def tracer_provider() -> Iterator[TracerProvider]:
+    """What __main__ does for the process: JSON logs and the tracer provider."""
+    configure_logging()
+    provider = configure_tracer_provider()
+    yield provider
+    provider.shutdown()
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    # The stack's database and signing key; nothing listens on the chat's control port here.
+    return Settings(chat_control_url="http://127.0.0.1:9")
+
+
+@pytest.fixture(scope="session")
+async def app(tracer_provider: TracerProvider, settings: Settings) -> AsyncIterator[FastAPI]:
+    async with running(create_app(settings)) as started:
+        yield started
+
+
+@pytest.fixture(scope="session")
+def services(app: FastAPI) -> Services:
+    services: Services = app.state.services
+    return services
 
 
 @pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        yield Browser(client)
+def issuer(services: Services) -> TokenIssuer:
+    return services.issuer
+
+
+@pytest.fixture
+async def browser(app: FastAPI) -> AsyncIterator[Browser]:
+    async with open_browser(app) as person:
+        yield person
 
 
 @pytest.fixture
@@ -73,15 +62,13 @@ async def user(browser: Browser) -> Browser:
 
 
 @pytest.fixture
-async def other() -> AsyncIterator[Browser]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        person = Browser(client)
+async def other(app: FastAPI) -> AsyncIterator[Browser]:
+    async with open_browser(app) as person:
         assert (await person.register()).status_code == 303
         yield person
 
 
 @pytest.fixture
-async def db() -> AsyncIterator[AsyncSession]:
-    async with get_sessionmaker()() as session:
+async def db(services: Services) -> AsyncIterator[AsyncSession]:
+    async with services.sessionmaker() as session:
         yield session

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.conftest import PASSWORD, Browser
+from tests.utils import PASSWORD, Browser
 from website.models import User, UserSession
 from website.sessions import COOKIE_NAME
 

@@ -2,12 +2,15 @@
 
 from prometheus_client import REGISTRY
 
-from tests.conftest import Browser
+from tests.utils import Browser
+from website.config import Settings
 
 
-async def test_health_and_readiness(browser: Browser) -> None:
+async def test_health_and_readiness(browser: Browser, settings: Settings) -> None:
     assert (await browser.http.get("/healthz")).json() == {"status": "ok"}
     assert (await browser.http.get("/readyz")).json() == {"status": "ok"}
+    # The lifespan hands the app's pool to the gauges.
+    assert REGISTRY.get_sample_value("website_db_pool_size") == settings.database_pool_size
 
 
 async def test_request_metrics_use_route_templates(user: Browser) -> None:

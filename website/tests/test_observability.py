@@ -6,17 +6,17 @@ import logging
 from collections.abc import Iterator
 
 import pytest
-from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from tests.conftest import PASSWORD, Browser, unique_room
+from tests.utils import PASSWORD, Browser, unique_room
 
 
 @pytest.fixture(scope="session")
-def spans() -> InMemorySpanExporter:
+def spans(tracer_provider: TracerProvider) -> InMemorySpanExporter:
     exporter = InMemorySpanExporter()
-    trace.get_tracer_provider().add_span_processor(SimpleSpanProcessor(exporter))  # type: ignore[attr-defined]
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
     return exporter
 
 
@@ -43,7 +43,7 @@ async def test_token_request_is_traced_and_logged_without_secrets(
     lines = [json.loads(line) for line in out.splitlines() if line.strip()]
     (issued,) = [line for line in lines if line["event"] == "chat token issued"]
     finished = spans.get_finished_spans()
-    assert any(span.attributes.get("db.system") == "postgresql" for span in finished)
+    assert any((span.attributes or {}).get("db.system") == "postgresql" for span in finished)
     (token_span,) = [span for span in finished if span.name == "chat_token.issue"]
     assert issued["trace_id"] == format(token_span.context.trace_id, "032x")
     assert len(issued["span_id"]) == 16

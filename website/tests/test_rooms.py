@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 
-from tests.conftest import Browser, unique_room
+from tests.utils import Browser, unique_room
 
 
 async def test_create_room_then_listed_everywhere(user: Browser, other: Browser) -> None:

@@ -1,16 +1,19 @@
 """Chat tokens (DESIGN §4) and the JWKS the chat service verifies them with."""
 
+import uuid
+from typing import Any
+
 import jwt
 from jwt import PyJWK
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.conftest import Browser, unique_room
+from tests.utils import Browser, unique_room
 from website.models import User
-from website.tokens import get_issuer
+from website.tokens import TokenIssuer
 
 
-async def _verify(browser: Browser, token: str) -> dict:
+async def _verify(browser: Browser, token: str) -> dict[str, Any]:
     jwks = (await browser.http.get("/.well-known/jwks.json")).json()
     header = jwt.get_unverified_header(token)
     (key,) = [k for k in jwks["keys"] if k["kid"] == header["kid"]]
@@ -72,9 +75,22 @@ async def test_no_token_for_a_deactivated_user(user: Browser, db: AsyncSession) 
     assert response.status_code == 401
 
 
-async def test_room_deleted_notice_cannot_pass_for_a_user_token(browser: Browser) -> None:
-    notice = get_issuer().issue_room_deleted("some-room")
+async def test_room_deleted_notice_cannot_pass_for_a_user_token(
+    browser: Browser, issuer: TokenIssuer
+) -> None:
+    notice = issuer.issue_room_deleted("some-room")
     claims = await _verify(browser, notice)
     assert claims["purpose"] == "room_deleted" and claims["room"] == "some-room"
     assert claims["sub"] == "parley-website" and "name" not in claims and "email" not in claims
     assert claims["exp"] - claims["iat"] <= 30
+
+
+async def test_user_revoked_notice_names_the_user_only(
+    browser: Browser, issuer: TokenIssuer
+) -> None:
+    user_id = uuid.uuid4()
+    claims = await _verify(browser, issuer.issue_user_revoked(user_id))
+    assert set(claims) == {"iss", "aud", "sub", "purpose", "user", "iat", "nbf", "exp", "jti"}
+    assert claims["purpose"] == "user_revoked" and claims["user"] == str(user_id)
+    assert claims["sub"] == "parley-website" and "room" not in claims
+    assert claims["exp"] - claims["iat"] <= 30 and claims["nbf"] == claims["iat"]

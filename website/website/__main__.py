@@ -1,16 +1,21 @@
-"""`python -m website`: serve the app with uvicorn, logging through our JSON setup."""
+"""`python -m website`: set up the process (logs, traces, metrics port), then serve the app."""
 
 import uvicorn
+from prometheus_client import start_http_server
 
-from website.config import get_settings
+from website.app import create_app
+from website.config import Settings
 from website.logging import configure_logging
+from website.tracing import configure_tracer_provider
 
 
 def main() -> None:
     configure_logging()
-    settings = get_settings()
+    configure_tracer_provider()
+    settings = Settings()
+    start_http_server(settings.metrics_port)
     uvicorn.run(
-        "website.app:app",
+        create_app(settings),
         host=settings.host,
         port=settings.port,
         proxy_headers=True,

@@ -1,39 +1,63 @@
-"""The FastAPI application: routers, static files, error pages, lifespan."""
+"""The FastAPI application: create_app(settings) wires routers, error pages and the lifespan."""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import start_http_server
+from sqlalchemy.pool import QueuePool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from website.config import get_settings
-from website.db import get_engine
-from website.logging import configure_logging, get_logger
+from website.chat_control import ChatControl
+from website.config import Settings
+from website.db import create_engine, create_sessionmaker
+from website.deps import Redirect
+from website.logging import get_logger
 from website.metrics import track_pool
 from website.middleware import RequestContextMiddleware
-from website.routes import api, health, pages
-from website.templating import render
-from website.tokens import get_issuer
-from website.tracing import configure_tracing
+from website.routes import accounts, api, health, rooms
+from website.services import Services
+from website.sessions import COOKIE_NAME
+from website.templating import render, see_other
+from website.tokens import TokenIssuer
+from website.tracing import instrument_app, instrument_engine, uninstrument_engine
 
 log = get_logger(__name__)
+CHAT_CONTROL_TIMEOUT_S = 3
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings = get_settings()
-    get_issuer()  # fail at start, not at the first token, if the key is missing
-    track_pool(get_engine().pool)
-    start_http_server(settings.metrics_port)
-    log.info("website started", port=settings.port, metrics_port=settings.metrics_port)
-    yield
-    await get_engine().dispose()
-    log.info("website stopped")
+    """Build the collaborators once, keep them on app.state, release them at shutdown."""
+    settings: Settings = app.state.settings
+    # Loaded first: fail at start, not at the first token, if the key is missing.
+    issuer = TokenIssuer.from_pem_file(
+        settings.jwt_signing_key_file, settings.chat_token_ttl_seconds
+    )
+    engine = create_engine(settings)
+    traced = instrument_engine(engine)
+    if isinstance(engine.pool, QueuePool):
+        track_pool(engine.pool)
+    async with httpx.AsyncClient(timeout=CHAT_CONTROL_TIMEOUT_S) as http:
+        app.state.services = Services(
+            engine=engine,
+            sessionmaker=create_sessionmaker(engine),
+            issuer=issuer,
+            http=http,
+            chat_control=ChatControl(http, issuer, settings.chat_control_url),
+        )
+        log.info("website started", port=settings.port, metrics_port=settings.metrics_port)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+            if traced:
+                uninstrument_engine()
+            log.info("website stopped")
 
 
 def _wants_html(request: Request) -> bool:
@@ -42,31 +66,40 @@ def _wants_html(request: Request) -> bool:
     )
 
 
-def create_app() -> FastAPI:
+async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    if _wants_html(request):
+        return render(
+            request, "error.html", exc.status_code, status=exc.status_code, detail=exc.detail
+        )
+    return JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+    # Clear, field-by-field errors without echoing the submitted values back.
+    errors = [{"loc": e["loc"], "msg": e["msg"]} for e in exc.errors()]
+    return JSONResponse({"detail": errors}, status_code=400)
+
+
+async def _redirect(request: Request, exc: Redirect) -> Response:
+    response = see_other(exc.location)
+    if exc.forget_session:
+        response.delete_cookie(COOKIE_NAME)
+    return response
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """A new app for these settings; nothing is opened until its lifespan starts."""
     app = FastAPI(title="Parley website", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.settings = settings
     app.add_middleware(RequestContextMiddleware)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     app.include_router(health.router)
     app.include_router(api.router)
-    app.include_router(pages.router)
-    configure_tracing(app, get_engine())
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        if _wants_html(request):
-            return render(
-                request, "error.html", exc.status_code, status=exc.status_code, detail=exc.detail
-            )
-        return JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
-        # Clear, field-by-field errors without echoing the submitted values back.
-        errors = [{"loc": e["loc"], "msg": e["msg"]} for e in exc.errors()]
-        return JSONResponse({"detail": errors}, status_code=400)
-
+    app.include_router(accounts.router)
+    app.include_router(accounts.logout_router)
+    app.include_router(rooms.router)
+    app.exception_handler(StarletteHTTPException)(_http_error)
+    app.exception_handler(RequestValidationError)(_validation_error)
+    app.exception_handler(Redirect)(_redirect)
+    instrument_app(app)
     return app
-
-
-configure_logging()
-app = create_app()

@@ -1,14 +1,17 @@
 """Settings from the environment; secrets come from files mounted at /run/secrets."""
 
-from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import URL
 
+from website.wire import TOKEN_MAX_LIFETIME_S
+
 
 class Settings(BaseSettings):
+    """The website's whole configuration; built once per process (or per test app)."""
+
     model_config = SettingsConfigDict(extra="ignore")
 
     host: str = "0.0.0.0"
@@ -24,10 +27,10 @@ class Settings(BaseSettings):
 
     jwt_signing_key_file: Path = Path("/run/secrets/jwt_signing_key.pem")
     # DESIGN §4: a chat token lives at most 120 s.
-    chat_token_ttl_seconds: int = Field(default=60, ge=10, le=120)
+    chat_token_ttl_seconds: int = Field(default=60, ge=10, le=TOKEN_MAX_LIFETIME_S)
 
-    # Where room deletions are announced, so the chat closes the room's sockets with 4404.
-    chat_internal_url: str = "http://chat:8001"
+    # The chat's internal control port: room deletions (4404) and revoked users (4401).
+    chat_control_url: str = "http://chat:8002"
 
     session_idle_seconds: int = Field(default=2 * 3600, ge=60)
     session_absolute_seconds: int = Field(default=7 * 24 * 3600, ge=60)
@@ -41,8 +44,3 @@ class Settings(BaseSettings):
             port=self.database_port,
             database=self.database_name,
         )
-
-
-@lru_cache
-def get_settings() -> Settings:
-    return Settings()

@@ -13,7 +13,8 @@ HEADER = "X-CSRF-Token"
 
 def session_of(request: Request) -> UserSession | None:
     # Unset when a request failed before the session lookup (e.g. an unknown path).
-    return getattr(request.state, "session", None)
+    session: UserSession | None = getattr(request.state, "session", None)
+    return session
 
 
 def csrf_token_for(request: Request) -> str:
@@ -21,7 +22,7 @@ def csrf_token_for(request: Request) -> str:
     session = session_of(request)
     if session is not None:
         return session.csrf_token
-    token = request.cookies.get(COOKIE_NAME) or getattr(request.state, "new_csrf", None)
+    token: str | None = request.cookies.get(COOKIE_NAME) or getattr(request.state, "new_csrf", None)
     if token is None:
         token = secrets.token_urlsafe(32)
         request.state.new_csrf = token
@@ -41,8 +42,19 @@ def set_csrf_cookie(request: Request, response: Response) -> None:
         )
 
 
-def check_csrf(request: Request, submitted: str | None) -> None:
-    session = session_of(request)
+async def submitted_token(request: Request) -> str | None:
+    """The token from the X-CSRF-Token header (scripts) or the csrf_token field (forms).
+
+    Starlette caches request.form(), so routes that take Form parameters still get them.
+    """
+    header = request.headers.get(HEADER)
+    if header:
+        return header
+    field = (await request.form()).get(FORM_FIELD)
+    return field if isinstance(field, str) else None
+
+
+def check_csrf(request: Request, session: UserSession | None, submitted: str | None) -> None:
     expected = session.csrf_token if session is not None else request.cookies.get(COOKIE_NAME)
     if not expected or not submitted or not secrets.compare_digest(expected, submitted):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "Invalid or missing CSRF token.")

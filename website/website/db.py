@@ -1,7 +1,4 @@
-"""The async engine and the per-request ORM session."""
-
-from collections.abc import AsyncIterator
-from functools import lru_cache
+"""The async engine and its session factory, built by the app's lifespan."""
 
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -10,12 +7,10 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from website.config import get_settings
+from website.config import Settings
 
 
-@lru_cache
-def get_engine() -> AsyncEngine:
-    settings = get_settings()
+def create_engine(settings: Settings) -> AsyncEngine:
     return create_async_engine(
         settings.database_url(),
         pool_size=settings.database_pool_size,
@@ -23,11 +18,5 @@ def get_engine() -> AsyncEngine:
     )
 
 
-@lru_cache
-def get_sessionmaker() -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(get_engine(), expire_on_commit=False)
-
-
-async def get_db() -> AsyncIterator[AsyncSession]:
-    async with get_sessionmaker()() as session:
-        yield session
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)

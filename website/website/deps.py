@@ -1,24 +1,145 @@
-"""Request dependencies: the database session and the caller's web session."""
+"""Request dependencies: the app's collaborators, the caller, guards that raise, and CSRF.
 
-from typing import Annotated
+A route asks for what it needs (`user: PageUser`, `room: OwnedRoom`) and its body stays about
+the resource; routers come from `protected_router`, so no unsafe route skips CSRF.
+"""
 
-from fastapi import Depends, Request
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any, cast
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, HTTPException, Request, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from website.config import Settings, get_settings
-from website.db import get_db
-from website.models import UserSession
+from website.chat_control import ChatControl
+from website.config import Settings
+from website.csrf import check_csrf, submitted_token
+from website.models import Room, User, UserSession
+from website.rooms import get_room
+from website.services import Services
 from website.sessions import COOKIE_NAME, load_session
+from website.tokens import TokenIssuer
+
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class Redirect(Exception):
+    """Raised by a guard to answer 303 See Other instead of running the route."""
+
+    def __init__(self, location: str, *, forget_session: bool = False) -> None:
+        super().__init__(location)
+        self.location = location
+        self.forget_session = forget_session
+
+
+# --- the app's collaborators (create_app keeps settings, the lifespan the rest) ---------
+
+
+def get_settings(request: Request) -> Settings:
+    return cast(Settings, request.app.state.settings)
+
+
+def get_services(request: Request) -> Services:
+    return cast(Services, request.app.state.services)
+
+
+AppSettings = Annotated[Settings, Depends(get_settings)]
+AppServices = Annotated[Services, Depends(get_services)]
+
+
+async def get_db(services: AppServices) -> AsyncIterator[AsyncSession]:
+    async with services.sessionmaker() as session:
+        yield session
+
+
+def get_issuer(services: AppServices) -> TokenIssuer:
+    return services.issuer
+
+
+def get_chat_control(services: AppServices) -> ChatControl:
+    return services.chat_control
+
 
 Db = Annotated[AsyncSession, Depends(get_db)]
-AppSettings = Annotated[Settings, Depends(get_settings)]
+Issuer = Annotated[TokenIssuer, Depends(get_issuer)]
+Chat = Annotated[ChatControl, Depends(get_chat_control)]
+
+
+# --- who is calling ---------------------------------------------------------------------
 
 
 async def load_caller(request: Request, db: Db, settings: AppSettings) -> UserSession | None:
-    """Look the session cookie up once per request; pages and CSRF checks read request.state."""
+    """Look the session cookie up once per request; templates read it from request.state."""
     session = await load_session(db, request.cookies.get(COOKIE_NAME), settings)
     request.state.session = session
     return session
 
 
 Caller = Annotated[UserSession | None, Depends(load_caller)]
+
+
+def page_user(request: Request, caller: Caller) -> User:
+    """The logged-in user, or a redirect to the login page that comes back here."""
+    if caller is None:
+        raise Redirect(f"/login?next={quote(request.url.path)}")
+    return caller.user
+
+
+def api_user(caller: Caller) -> User:
+    """The logged-in user, or 401 for scripts."""
+    if caller is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Log in first.")
+    return caller.user
+
+
+def live_session(caller: Caller) -> UserSession:
+    """The session to end; without one there is nothing to log out of, so just go to /login."""
+    if caller is None:
+        raise Redirect("/login", forget_session=True)
+    return caller
+
+
+PageUser = Annotated[User, Depends(page_user)]
+ApiUser = Annotated[User, Depends(api_user)]
+LiveSession = Annotated[UserSession, Depends(live_session)]
+
+
+# --- the resource -----------------------------------------------------------------------
+
+
+async def room_or_404(name: str, db: Db) -> Room:
+    room = await get_room(db, name)
+    if room is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "No such room.")
+    return room
+
+
+RoomOr404 = Annotated[Room, Depends(room_or_404)]
+
+
+def owned_room(room: RoomOr404, user: PageUser) -> Room:
+    if room.owner_id != user.id:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "Only the room's owner can delete it.")
+    return room
+
+
+OwnedRoom = Annotated[Room, Depends(owned_room)]
+
+
+# --- CSRF, for every unsafe method ------------------------------------------------------
+
+
+async def csrf_protect(request: Request, caller: Caller) -> None:
+    """POST/PUT/PATCH/DELETE must echo the caller's CSRF token (header or form field)."""
+    if request.method in UNSAFE_METHODS:
+        check_csrf(request, caller, await submitted_token(request))
+
+
+def protected_router(*guards: Callable[..., Any], prefix: str = "") -> APIRouter:
+    """A router whose routes run these guards first, then the CSRF check.
+
+    Guards go first so that a logged-out caller gets today's answer (a login redirect, 401)
+    rather than a CSRF refusal; CSRF is always last and always there.
+    """
+    dependencies = [*(Depends(guard) for guard in guards), Depends(csrf_protect)]
+    return APIRouter(prefix=prefix, dependencies=dependencies)

@@ -5,17 +5,18 @@ import sys
 
 import structlog
 from opentelemetry import trace
+from structlog.typing import EventDict, Processor, WrappedLogger
 
 SERVICE = "website"
 
 
-def _add_service(_: object, __: str, event: dict) -> dict:
+def _add_service(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
     event["service"] = SERVICE
     event.pop("color_message", None)  # uvicorn's ANSI-coloured copy of the message
     return event
 
 
-def _add_trace_ids(_: object, __: str, event: dict) -> dict:
+def _add_trace_ids(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
     context = trace.get_current_span().get_span_context()
     if context.is_valid:
         event["trace_id"] = format(context.trace_id, "032x")
@@ -24,7 +25,7 @@ def _add_trace_ids(_: object, __: str, event: dict) -> dict:
 
 
 def configure_logging(level: str = "INFO") -> None:
-    shared: list[structlog.typing.Processor] = [
+    shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.ExtraAdder(),
@@ -32,7 +33,7 @@ def configure_logging(level: str = "INFO") -> None:
         _add_service,
         _add_trace_ids,
     ]
-    renderer = [
+    renderer: list[Processor] = [
         # Structured tracebacks without frame locals: locals could hold passwords or tokens.
         structlog.processors.ExceptionRenderer(
             structlog.tracebacks.ExceptionDictTransformer(show_locals=False)

@@ -1,10 +1,11 @@
-"""Prometheus metrics of the website (DESIGN §6), served on their own internal port.
+"""Prometheus metrics of the website (DESIGN §6); __main__ serves them on their own port.
 
 One uvicorn process serves the site (it is async; scale out with replicas), so the default
 registry is whole and prometheus-client's multiprocess mode is not needed.
 """
 
 from prometheus_client import Counter, Gauge, Histogram
+from sqlalchemy.pool import QueuePool
 
 HTTP_REQUESTS = Counter(
     "http_requests_total", "HTTP requests handled", ["method", "route", "status"]
@@ -23,7 +24,7 @@ DB_POOL_CHECKED_OUT = Gauge("website_db_pool_checked_out", "Database connections
 DB_POOL_OVERFLOW = Gauge("website_db_pool_overflow", "Database connections above the pool size")
 
 
-def track_pool(pool) -> None:  # type: ignore[no-untyped-def]
+def track_pool(pool: QueuePool) -> None:
     """Read the pool's numbers at scrape time, so they are never stale."""
     DB_POOL_SIZE.set_function(pool.size)
     DB_POOL_CHECKED_OUT.set_function(pool.checkedout)

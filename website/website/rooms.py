@@ -6,9 +6,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from website.models import ROOM_NAME_PATTERN, Room, User
+from website.models import Room, User
+from website.wire import ROOM_NAME_PATTERN
 
 _NAME = re.compile(ROOM_NAME_PATTERN)
+# The same rule for the form's pattern attribute: browsers anchor it themselves and compile it
+# with the `v` flag, where a bare "-" inside a class is a syntax error.
+HTML_NAME_PATTERN = ROOM_NAME_PATTERN.removeprefix("^").removesuffix("$").replace("-]", r"\-]")
 TITLE_MAX = 100
 
 
@@ -17,7 +21,8 @@ class RoomError(ValueError):
 
 
 async def get_room(db: AsyncSession, name: str) -> Room | None:
-    return await db.scalar(select(Room).where(Room.name == name))
+    room: Room | None = await db.scalar(select(Room).where(Room.name == name))
+    return room
 
 
 async def list_rooms(db: AsyncSession) -> list[Room]:

@@ -1,13 +1,28 @@
-"""Jinja2 rendering with the values every page needs (caller, CSRF token)."""
+"""Page responses: Jinja2 rendering with what every page needs (caller, CSRF token), redirects."""
 
 from pathlib import Path
 from typing import Any
 
-from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi import Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
+from website import wire
 from website.csrf import csrf_token_for, session_of, set_csrf_cookie
+from website.rooms import HTML_NAME_PATTERN
+
+# What the chat page's script needs of the wire contract, handed over as a JSON data block
+# (never inline script: the page's CSP will forbid it).
+PAGE_WIRE = {
+    "subprotocol": wire.SUBPROTOCOL,
+    "bearerPrefix": wire.BEARER_PREFIX,
+    "maxTextChars": wire.MAX_TEXT_CHARS,
+    "close": {
+        "policyViolation": wire.CLOSE_POLICY_VIOLATION,
+        "sessionEnded": wire.CLOSE_SESSION_ENDED,
+        "roomDeleted": wire.CLOSE_ROOM_DELETED,
+    },
+}
 
 
 def _page_context(request: Request) -> dict[str, Any]:
@@ -18,9 +33,15 @@ def _page_context(request: Request) -> dict[str, Any]:
 templates = Jinja2Templates(
     directory=Path(__file__).parent / "templates", context_processors=[_page_context]
 )
+templates.env.globals |= {"wire": PAGE_WIRE, "room_name_pattern": HTML_NAME_PATTERN}
 
 
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     response = templates.TemplateResponse(request, template, context, status_code=status_code)
     set_csrf_cookie(request, response)
     return response
+
+
+def see_other(url: str) -> RedirectResponse:
+    """After a form post (or to send a browser on): GET the next page."""
+    return RedirectResponse(url, status_code=status.HTTP_303_SEE_OTHER)

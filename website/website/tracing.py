@@ -2,6 +2,7 @@
 
 Spans always get ids (they appear in the logs); they leave the process only when the
 standard OTEL_EXPORTER_OTLP_ENDPOINT is set, so by default nothing is sent or printed.
+The tracer provider is the process's (set up by __main__); an app only instruments itself.
 """
 
 import os
@@ -18,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 tracer = trace.get_tracer("website")
 
 
-def configure_tracing(app: FastAPI, engine: AsyncEngine) -> None:
+def configure_tracer_provider() -> TracerProvider:
+    """The process-wide provider; call once, before any app serves."""
     attributes = {} if os.environ.get("OTEL_SERVICE_NAME") else {"service.name": "website"}
     provider = TracerProvider(resource=Resource.create(attributes))
     if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
@@ -26,6 +28,27 @@ def configure_tracing(app: FastAPI, engine: AsyncEngine) -> None:
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
+    return provider
+
+
+def instrument_app(app: FastAPI) -> None:
     # Probes would drown the traces that matter.
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz")
-    SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine)
+
+
+def instrument_engine(engine: AsyncEngine) -> bool:
+    """Trace this engine's queries; False if another app of this process already does.
+
+    The instrumentor is process-wide (one engine at a time): production runs one app, and
+    tests that build a second app while the first runs get no query spans from it.
+    """
+    instrumentor = SQLAlchemyInstrumentor()
+    if instrumentor.is_instrumented_by_opentelemetry:
+        return False
+    instrumentor.instrument(engine=engine.sync_engine)
+    return True
+
+
+def uninstrument_engine() -> None:
+    """Undo instrument_engine, so the next app of this process can trace its own engine."""
+    SQLAlchemyInstrumentor().uninstrument()

@@ -1,19 +1,15 @@
 """JSON API: room listing and chat tokens (session cookie + X-CSRF-Token for writes)."""
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Header, HTTPException, Request, status
 from pydantic import BaseModel
 
-from website.csrf import HEADER, check_csrf
-from website.deps import Caller, Db, load_caller
+from website.deps import ApiUser, Db, Issuer, RoomOr404, api_user, protected_router
 from website.logging import get_logger
 from website.metrics import TOKENS_ISSUED
-from website.rooms import get_room, list_rooms
-from website.tokens import get_issuer
+from website.rooms import list_rooms
 from website.tracing import tracer
+from website.wire import WS_PATH_PREFIX
 
-router = APIRouter(prefix="/api", dependencies=[Depends(load_caller)])
+router = protected_router(api_user, prefix="/api")
 log = get_logger(__name__)
 
 
@@ -31,9 +27,7 @@ class ChatToken(BaseModel):
 
 
 @router.get("/rooms")
-async def api_rooms(db: Db, caller: Caller) -> list[RoomOut]:
-    if caller is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Log in first.")
+async def api_rooms(db: Db) -> list[RoomOut]:
     return [
         RoomOut(
             name=room.name,
@@ -46,22 +40,11 @@ async def api_rooms(db: Db, caller: Caller) -> list[RoomOut]:
 
 
 @router.post("/rooms/{name}/token")
-async def chat_token(
-    name: str,
-    request: Request,
-    db: Db,
-    caller: Caller,
-    csrf: Annotated[str | None, Header(alias=HEADER)] = None,
-) -> ChatToken:
-    if caller is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Log in first.")
-    check_csrf(request, csrf)
-    room = await get_room(db, name)
-    if room is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "No such room.")
-    issuer = get_issuer()
+async def chat_token(user: ApiUser, room: RoomOr404, issuer: Issuer) -> ChatToken:
     with tracer.start_as_current_span("chat_token.issue", attributes={"parley.room": room.name}):
-        token = issuer.issue(caller.user, room)
+        token = issuer.issue(user, room)
     TOKENS_ISSUED.inc()
-    log.info("chat token issued", user_id=str(caller.user.id), room=room.name)
-    return ChatToken(token=token, expires_in=issuer.ttl_seconds, ws_url=f"/ws/rooms/{room.name}")
+    log.info("chat token issued", user_id=str(user.id), room=room.name)
+    return ChatToken(
+        token=token, expires_in=issuer.ttl_seconds, ws_url=f"{WS_PATH_PREFIX}{room.name}"
+    )

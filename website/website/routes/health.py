@@ -4,9 +4,9 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from website.deps import Db
-from website.tokens import get_issuer
+from website.deps import Db, Issuer
 
+# Probes and keys only (all GET): no session lookup, so a plain router.
 router = APIRouter()
 
 
@@ -25,5 +25,5 @@ async def readyz(db: Db) -> Response:
 
 
 @router.get("/.well-known/jwks.json")
-async def jwks() -> Response:
-    return JSONResponse(get_issuer().jwks(), headers={"Cache-Control": "public, max-age=300"})
+async def jwks(issuer: Issuer) -> Response:
+    return JSONResponse(issuer.jwks(), headers={"Cache-Control": "public, max-age=300"})

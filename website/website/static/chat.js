@@ -1,8 +1,10 @@
 // The chat page: fetch a short-lived token, open the socket through nginx, render frames.
-// All user text is rendered with textContent, never as HTML.
+// All user text is rendered with textContent, never as HTML. The wire contract's values
+// (subprotocol, close codes, limits) come from the page's JSON data block, not from literals.
 "use strict";
 
 (() => {
+  const wire = JSON.parse(document.getElementById("parley-wire").textContent);
   const main = document.getElementById("chat");
   const room = main.dataset.room;
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
@@ -11,6 +13,7 @@
   const statusEl = document.getElementById("status");
   const form = document.getElementById("composer");
   const input = document.getElementById("message-input");
+  const deleteForm = document.getElementById("delete-room");
 
   const pending = new Map(); // client_id -> {text, li}: sent, not yet echoed back
   let socket = null;
@@ -123,7 +126,7 @@
       return retry();
     }
     if (response.status === 401 || response.status === 403) {
-      window.location.assign(`/login?next=${encodeURIComponent(window.location.pathname)}`);
+      toLogin();
       return;
     }
     if (response.status === 404) {
@@ -135,7 +138,7 @@
     const { token, ws_url: wsUrl } = await response.json();
     const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
     // The token rides in the subprotocol header, never in the URL (DESIGN §4).
-    socket = new WebSocket(`${scheme}//${window.location.host}${wsUrl}`, ["parley.v1", `bearer.${token}`]);
+    socket = new WebSocket(`${scheme}//${window.location.host}${wsUrl}`, [wire.subprotocol, `${wire.bearerPrefix}${token}`]);
     socket.addEventListener("open", () => {
       retryDelay = 1000;
       setStatus("connected", "ok");
@@ -151,14 +154,23 @@
     });
     socket.addEventListener("close", (event) => {
       socket = null;
-      if (event.code === 4404) {
+      if (event.code === wire.close.roomDeleted) {
         stopped = true;
         setStatus("this room was deleted", "bad");
         return;
       }
-      if (event.code === 1008) addEvent("You were disconnected for sending too fast.");
+      if (event.code === wire.close.sessionEnded) {
+        stopped = true;
+        toLogin();
+        return;
+      }
+      if (event.code === wire.close.policyViolation) addEvent("You were disconnected for sending too fast.");
       retry();
     });
+  }
+
+  function toLogin() {
+    window.location.assign(`/login?next=${encodeURIComponent(window.location.pathname)}`);
   }
 
   function retry() {
@@ -188,6 +200,12 @@
     input.value = "";
     input.focus();
   });
+
+  if (deleteForm) {
+    deleteForm.addEventListener("submit", (event) => {
+      if (!window.confirm("Delete this room for everyone?")) event.preventDefault();
+    });
+  }
 
   connect();
 })();

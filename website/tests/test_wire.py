@@ -1,0 +1,46 @@
+"""The wire contract reaches every user of it: schema, forms, tokens and the chat page."""
+
+import json
+import re
+
+from sqlalchemy import CheckConstraint, Table
+
+from tests.utils import Browser, unique_room
+from website import wire
+from website.models import Room
+from website.rooms import HTML_NAME_PATTERN
+
+_SCRIPT = re.compile(r"<script\b([^>]*)>(.*?)</script>", re.S)
+
+
+def test_the_schema_checks_the_contracts_room_name_pattern() -> None:
+    table = Room.__table__
+    assert isinstance(table, Table)
+    (check,) = [c for c in table.constraints if c.name == "ck_rooms_name_format"]
+    assert isinstance(check, CheckConstraint)
+    assert wire.ROOM_NAME_PATTERN in str(check.sqltext)
+
+
+def test_the_forms_pattern_accepts_exactly_what_the_contract_does() -> None:
+    html = re.compile(HTML_NAME_PATTERN)
+    contract = re.compile(wire.ROOM_NAME_PATTERN)
+    for name in ["abc", "a-b", "a" * 32, "a" * 33, "ab", "-ab", "ab-", "AB", "a_b", "a--b"]:
+        assert bool(html.fullmatch(name)) == bool(contract.fullmatch(name)), name
+
+
+async def test_the_chat_page_gets_the_contract_as_data_not_script(user: Browser) -> None:
+    room = unique_room()
+    await user.create_room(room)
+    page = (await user.http.get(f"/rooms/{room}")).text
+    scripts = _SCRIPT.findall(page)
+    (data,) = [body for attrs, body in scripts if 'id="parley-wire"' in attrs]
+    for attrs, _ in scripts:  # nothing inline that a browser would run
+        assert 'src="' in attrs or 'type="application/json"' in attrs, attrs
+    assert json.loads(data) == {
+        "subprotocol": wire.SUBPROTOCOL,
+        "bearerPrefix": wire.BEARER_PREFIX,
+        "maxTextChars": wire.MAX_TEXT_CHARS,
+        "close": {"policyViolation": 1008, "sessionEnded": 4401, "roomDeleted": 4404},
+    }
+    assert f'maxlength="{wire.MAX_TEXT_CHARS}"' in page
+    assert "onsubmit=" not in page and "onclick=" not in page

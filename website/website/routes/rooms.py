@@ -1,0 +1,55 @@
+"""Room pages and their forms: list, create, open, delete (DESIGN §3)."""
+
+from typing import Annotated
+
+from fastapi import Form, Request, status
+from fastapi.responses import Response
+
+from website import rooms
+from website.deps import Chat, Db, OwnedRoom, PageUser, RoomOr404, page_user, protected_router
+from website.logging import get_logger
+from website.templating import render, see_other
+
+router = protected_router(page_user)
+log = get_logger(__name__)
+
+FormStr = Annotated[str, Form()]
+
+
+@router.get("/rooms")
+async def rooms_page(request: Request, db: Db) -> Response:
+    return render(request, "rooms.html", rooms=await rooms.list_rooms(db))
+
+
+@router.post("/rooms")
+async def create_room(
+    request: Request, db: Db, user: PageUser, name: FormStr = "", title: FormStr = ""
+) -> Response:
+    try:
+        room = await rooms.create_room(db, user, name, title)
+    except rooms.RoomError as exc:
+        return render(
+            request,
+            "rooms.html",
+            status.HTTP_400_BAD_REQUEST,
+            rooms=await rooms.list_rooms(db),
+            error=str(exc),
+            name=name,
+            title=title,
+        )
+    log.info("room created", room=room.name, user_id=str(user.id))
+    return see_other(f"/rooms/{room.name}")
+
+
+@router.get("/rooms/{name}")
+async def room_page(request: Request, room: RoomOr404) -> Response:
+    return render(request, "room.html", room=room)
+
+
+@router.post("/rooms/{name}/delete")
+async def delete_room(db: Db, user: PageUser, room: OwnedRoom, chat: Chat) -> Response:
+    name = room.name
+    await rooms.delete_room(db, room)
+    log.info("room deleted", room=name, user_id=str(user.id))
+    await chat.room_deleted(name)
+    return see_other("/rooms")

@@ -1,0 +1,18 @@
+"""The collaborators the app's lifespan builds once and routes reach through dependencies."""
+
+from dataclasses import dataclass
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from website.chat_control import ChatControl
+from website.tokens import TokenIssuer
+
+
+@dataclass(frozen=True)
+class Services:
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    issuer: TokenIssuer
+    http: httpx.AsyncClient
+    chat_control: ChatControl
