@@ -1,4 +1,4 @@
-"""Chat tokens (DESIGN §4) and the JWKS the chat service verifies them with."""
+"""Chat tokens (docs/design.md §4) and the JWKS the chat service verifies them with."""
 
 import uuid
 from typing import Any

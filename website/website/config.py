@@ -26,7 +26,7 @@ class Settings(BaseSettings):
     database_pool_size: int = 10
 
     jwt_signing_key_file: Path = Path("/run/secrets/jwt_signing_key.pem")
-    # DESIGN §4: a chat token lives at most 120 s.
+    # docs/design.md §4: a chat token lives at most 120 s.
     chat_token_ttl_seconds: int = Field(default=60, ge=10, le=TOKEN_MAX_LIFETIME_S)
 
     # The chat's internal control port: room deletions (4404) and revoked users (4401).

@@ -1,4 +1,4 @@
-"""Prometheus metrics of the website (DESIGN §6); __main__ serves them on their own port.
+"""Prometheus metrics of the website (docs/design.md §8); __main__ serves them on their own port.
 
 One uvicorn process serves the site (it is async; scale out with replicas), so the default
 registry is whole and prometheus-client's multiprocess mode is not needed.

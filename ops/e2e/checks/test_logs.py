@@ -1,4 +1,4 @@
-"""Checks the logs of an end-to-end run (issue 3, DESIGN §6).
+"""Checks the logs of an end-to-end run (docs/design.md §7).
 
 ARTIFACTS_DIR (default /artifacts) holds logs-<service>.jsonl (from `docker compose logs
 --no-log-prefix`), access.log (nginx's file) and sensitive-values.txt (written by the e2e

@@ -1,4 +1,4 @@
-"""Metric values follow real activity (DESIGN §6). The services' metrics ports are internal:
+"""Metric values follow real activity (docs/design.md §8). The metrics ports are internal:
 this runner reaches them on the compose network, as Prometheus does; nginx never routes them."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Accounts: the front page, registration, login and logout (DESIGN §3)."""
+"""Accounts: the front page, registration, login and logout (docs/design.md §3)."""
 
 from typing import Annotated
 

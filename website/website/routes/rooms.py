@@ -1,4 +1,4 @@
-"""Room pages and their forms: list, create, open, delete (DESIGN §3)."""
+"""Room pages and their forms: list, create, open, delete (docs/design.md §3)."""
 
 from typing import Annotated
 

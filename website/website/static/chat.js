@@ -137,7 +137,7 @@
     if (!response.ok) return retry();
     const { token, ws_url: wsUrl } = await response.json();
     const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
-    // The token rides in the subprotocol header, never in the URL (DESIGN §4).
+    // The token rides in the subprotocol header, never in the URL (docs/design.md §4).
     socket = new WebSocket(`${scheme}//${window.location.host}${wsUrl}`, [wire.subprotocol, `${wire.bearerPrefix}${token}`]);
     socket.addEventListener("open", () => {
       retryDelay = 1000;
