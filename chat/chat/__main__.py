@@ -11,8 +11,8 @@ from prometheus_client import start_http_server
 
 from . import log as logsetup
 from . import telemetry
-from .config import Settings
-from .server import build_server
+from .config import Settings, load_settings
+from .server import build_servers
 
 log = structlog.get_logger()
 
@@ -23,15 +23,16 @@ async def run(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     start_http_server(settings.metrics_port, addr=settings.host)
-    async with build_server(settings) as server:
-        log.info("chat listening", port=settings.port, metrics_port=settings.metrics_port)
+    async with build_servers(settings) as servers:
+        log.info("chat listening", port=settings.port, control_port=settings.control_port,
+                 metrics_port=settings.metrics_port)  # fmt: skip
         await stop.wait()
         # Leaving the block closes every socket with 1001 and waits for the handlers.
-        log.info("chat stopping", connections=len(server.connections))
+        log.info("chat stopping", connections=len(servers.chat.connections))
 
 
 def main() -> None:
-    settings = Settings.from_env()
+    settings = load_settings()
     logsetup.configure(settings.log_level)
     tracing = telemetry.configure()
     log.info("chat starting", host=settings.host, port=settings.port,

@@ -1,25 +1,20 @@
-"""Chat token extraction (from the upgrade request's headers) and verification."""
+"""Website-signed JWTs: bearer extraction, signature and claim checks, and user tokens."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from http import HTTPStatus
+from typing import Any, TypeGuard
 
 import jwt
 from websockets.datastructures import Headers
 
+from . import wire
 from .keys import KeyStore, KeysUnavailable
 
-ISSUER = "parley-website"
-AUDIENCE = "parley-chat"
-ALGORITHM = "EdDSA"
-REQUIRED_CLAIMS = ["iss", "aud", "exp", "iat", "sub", "room"]
-MAX_LIFETIME_S = 120
 # Tolerates small clock differences should website and chat ever run on different hosts.
 LEEWAY_S = 5
-BEARER_SUBPROTOCOL_PREFIX = "bearer."
-# The `purpose` of the website's room-deletion notices (user tokens have no purpose).
-ROOM_DELETED = "room_deleted"
+USER_TOKEN_CLAIMS = ("iss", "aud", "exp", "iat", "sub", "room")
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +25,7 @@ class Identity:
 
 
 class AuthError(Exception):
-    """A handshake rejection: HTTP status, metric reason, short text for the response body."""
+    """A rejected request: HTTP status, metric reason, short text for the response body."""
 
     def __init__(self, status: HTTPStatus, reason: str, detail: str) -> None:
         super().__init__(detail)
@@ -43,14 +38,12 @@ def unauthorized(detail: str, reason: str = "invalid_token") -> AuthError:
     return AuthError(HTTPStatus.UNAUTHORIZED, reason, detail)
 
 
-def extract_token(headers: Headers) -> str:
-    """Browsers cannot set headers on a WebSocket, so they offer the token as a
-    `bearer.<jwt>` subprotocol; other clients send `Authorization: Bearer <jwt>`."""
-    for value in headers.get_all("Sec-WebSocket-Protocol"):
-        for item in value.split(","):
-            item = item.strip()
-            if item.startswith(BEARER_SUBPROTOCOL_PREFIX):
-                return item.removeprefix(BEARER_SUBPROTOCOL_PREFIX)
+def forbidden(detail: str, reason: str) -> AuthError:
+    return AuthError(HTTPStatus.FORBIDDEN, reason, detail)
+
+
+def extract_bearer(headers: Headers) -> str:
+    """The token of `Authorization: Bearer <jwt>`."""
     authorization = headers.get_all("Authorization")
     if not authorization:
         raise unauthorized("missing token", "missing_token")
@@ -60,17 +53,33 @@ def extract_token(headers: Headers) -> str:
     return token.strip()
 
 
-class TokenVerifier:
+def extract_token(headers: Headers) -> str:
+    """Browsers cannot set headers on a WebSocket, so they offer the token as a
+    `bearer.<jwt>` subprotocol; other clients send `Authorization: Bearer <jwt>`."""
+    for value in headers.get_all("Sec-WebSocket-Protocol"):
+        for item in value.split(","):
+            item = item.strip()
+            if item.startswith(wire.BEARER_PREFIX):
+                return item.removeprefix(wire.BEARER_PREFIX)
+    return extract_bearer(headers)
+
+
+class TokenDecoder:
+    """Checks what every website token shares: EdDSA signature by a JWKS key, issuer,
+    audience, validity window and a bounded lifetime. Returns the claims."""
+
     def __init__(self, keys: KeyStore) -> None:
         self._keys = keys
 
-    async def _decode(self, token: str) -> dict:
+    async def decode(
+        self, token: str, *, required: tuple[str, ...], max_lifetime_s: int
+    ) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:
             raise unauthorized("malformed token") from None
         # Checked before any key lookup so forged headers cannot trigger JWKS refreshes.
-        if header.get("alg") != ALGORITHM:
+        if header.get("alg") != wire.TOKEN_ALGORITHM:
             raise unauthorized("unsupported token algorithm")
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
@@ -84,14 +93,14 @@ class TokenVerifier:
         if key is None:
             raise unauthorized("unknown signing key")
         try:
-            claims = jwt.decode(
+            claims: dict[str, Any] = jwt.decode(
                 token,
                 key,
-                algorithms=[ALGORITHM],
-                issuer=ISSUER,
-                audience=AUDIENCE,
+                algorithms=[wire.TOKEN_ALGORITHM],
+                issuer=wire.TOKEN_ISSUER,
+                audience=wire.TOKEN_AUDIENCE,
                 leeway=LEEWAY_S,
-                options={"require": REQUIRED_CLAIMS},
+                options={"require": list(required)},
             )
         except jwt.ExpiredSignatureError:
             raise unauthorized("token expired", "expired_token") from None
@@ -102,26 +111,28 @@ class TokenVerifier:
         if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (exp, iat)):
             raise unauthorized("invalid token claims")
         # A leaked token must not live long, whatever the issuer chose.
-        if exp - iat > MAX_LIFETIME_S:
+        if exp - iat > max_lifetime_s:
             raise unauthorized("token lifetime too long")
         return claims
 
+
+class TokenVerifier:
+    """A user's token to join a room."""
+
+    def __init__(self, decoder: TokenDecoder) -> None:
+        self._decoder = decoder
+
     async def verify(self, token: str) -> Identity:
-        """A user's token to join a room."""
-        claims = await self._decode(token)
+        claims = await self._decoder.decode(
+            token, required=USER_TOKEN_CLAIMS, max_lifetime_s=wire.TOKEN_MAX_LIFETIME_S
+        )
         if "purpose" in claims:  # the website's own notices never open a socket
             raise unauthorized("not a user token")
         sub, room, name = claims["sub"], claims["room"], claims.get("name")
-        if not all(isinstance(v, str) and v for v in (sub, room, name)):
+        if not (_nonempty_str(sub) and _nonempty_str(room) and _nonempty_str(name)):
             raise unauthorized("invalid token claims")
         return Identity(user_id=sub, name=name, room=room)
 
-    async def verify_room_deleted(self, token: str) -> str:
-        """The website's notice that a room was deleted; returns the room's name."""
-        claims = await self._decode(token)
-        if claims.get("purpose") != ROOM_DELETED or claims["sub"] != ISSUER:
-            raise AuthError(HTTPStatus.FORBIDDEN, "wrong_purpose", "not a room notice")
-        room = claims["room"]
-        if not isinstance(room, str) or not room:
-            raise unauthorized("invalid token claims")
-        return room
+
+def _nonempty_str(value: object) -> TypeGuard[str]:
+    return isinstance(value, str) and bool(value)

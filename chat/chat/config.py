@@ -1,58 +1,84 @@
-"""Settings, read once from the environment."""
+"""Settings: read once from the environment and validated at start."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import TypeVar
+from typing import Annotated, Any, Self
 
-T = TypeVar("T")
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
-    host: str = "0.0.0.0"
-    port: int = 8001
-    metrics_port: int = 9100
-    jwks_url: str = "http://website:8000/.well-known/jwks.json"
-    # Browser origins allowed besides the request's own Host, e.g. "https://parley.example".
-    allowed_origins: frozenset[str] = frozenset()
-    log_level: str = "INFO"
-    jwks_ttl_s: float = 300.0
+class Settings(BaseSettings):
+    """Each field reads the environment variable named in its alias; tests pass fields by name:
+    `Settings(port=0, jwks_url=...)`. Port 0 picks any free port (tests)."""
+
+    model_config = SettingsConfigDict(
+        frozen=True,
+        extra="ignore",
+        env_ignore_empty=True,  # VAR= means the default, as before
+        validate_by_name=True,
+        validate_by_alias=True,
+    )
+
+    host: str = Field(default="0.0.0.0", min_length=1, validation_alias="CHAT_HOST")
+    port: int = Field(default=8001, ge=0, le=65535, validation_alias="CHAT_PORT")
+    # The website's notices (internal only: nginx never routes here, compose publishes nothing).
+    control_port: int = Field(default=8002, ge=0, le=65535, validation_alias="CONTROL_PORT")
+    metrics_port: int = Field(default=9100, ge=0, le=65535, validation_alias="METRICS_PORT")
+    jwks_url: str = Field(
+        default="http://website:8000/.well-known/jwks.json", validation_alias="JWKS_URL"
+    )
+    # Browser origins allowed besides the request's own Host, e.g. "https://parley.example";
+    # comma-separated in the environment.
+    allowed_origins: Annotated[frozenset[str], NoDecode] = Field(
+        default=frozenset(), validation_alias="ALLOWED_ORIGINS"
+    )
+    log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
+    jwks_ttl_s: float = Field(default=300.0, gt=0, validation_alias="JWKS_TTL_S")
     # Floor between JWKS fetches, so tokens with junk `kid`s cannot make us hammer the website.
-    jwks_min_refresh_s: float = 10.0
-    jwks_timeout_s: float = 5.0
-    rate_per_s: float = 10.0
-    rate_burst: int = 20
-    flood_rejections: int = 50
-    flood_window_s: float = 10.0
+    jwks_min_refresh_s: float = Field(default=10.0, ge=0, validation_alias="JWKS_MIN_REFRESH_S")
+    jwks_timeout_s: float = Field(default=5.0, gt=0, validation_alias="JWKS_TIMEOUT_S")
+    rate_per_s: float = Field(default=10.0, gt=0, validation_alias="RATE_LIMIT_PER_S")
+    rate_burst: int = Field(default=20, ge=1, validation_alias="RATE_LIMIT_BURST")
+    flood_rejections: int = Field(default=50, ge=1, validation_alias="FLOOD_REJECTIONS")
+    flood_window_s: float = Field(default=10.0, gt=0, validation_alias="FLOOD_WINDOW_S")
 
+    @field_validator("allowed_origins", mode="before")
     @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
-        def get(name: str, default: T, cast: Callable[[str], T]) -> T:
-            raw = env.get(name, "").strip()
-            if not raw:
-                return default
-            try:
-                return cast(raw)
-            except ValueError:
-                raise SystemExit(f"invalid value for {name}: {raw!r}") from None
+    def _origins(cls, value: Any) -> Any:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple | set | frozenset):
+            return value  # pydantic reports the type error
+        return frozenset(o.strip().rstrip("/").lower() for o in items if o.strip())
 
-        d = cls()
-        origins = env.get("ALLOWED_ORIGINS", "").split(",")
-        return cls(
-            host=get("CHAT_HOST", d.host, str),
-            port=get("CHAT_PORT", d.port, int),
-            metrics_port=get("METRICS_PORT", d.metrics_port, int),
-            jwks_url=get("JWKS_URL", d.jwks_url, str),
-            allowed_origins=frozenset(o.strip().rstrip("/").lower() for o in origins if o.strip()),
-            log_level=get("LOG_LEVEL", d.log_level, str.upper),
-            jwks_ttl_s=get("JWKS_TTL_S", d.jwks_ttl_s, float),
-            jwks_min_refresh_s=get("JWKS_MIN_REFRESH_S", d.jwks_min_refresh_s, float),
-            jwks_timeout_s=get("JWKS_TIMEOUT_S", d.jwks_timeout_s, float),
-            rate_per_s=get("RATE_LIMIT_PER_S", d.rate_per_s, float),
-            rate_burst=get("RATE_LIMIT_BURST", d.rate_burst, int),
-            flood_rejections=get("FLOOD_REJECTIONS", d.flood_rejections, int),
-            flood_window_s=get("FLOOD_WINDOW_S", d.flood_window_s, float),
-        )
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level(cls, value: Any) -> Any:
+        level = value.strip().upper() if isinstance(value, str) else value
+        if level not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return level
+
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> Self:
+        ports = [p for p in (self.port, self.control_port, self.metrics_port) if p]
+        if len(set(ports)) != len(ports):
+            raise ValueError("CHAT_PORT, CONTROL_PORT and METRICS_PORT must differ")
+        return self
+
+
+def load_settings() -> Settings:
+    """The settings from the environment; invalid values end the process with a message
+    naming each offending variable (no setting is a secret, so the value is shown too)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = [
+            f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']} (got {e['input']!r})"
+            if e["loc"] else f"settings: {e['msg']}"
+            for e in exc.errors()
+        ]  # fmt: skip
+        raise SystemExit("invalid chat settings:\n  " + "\n  ".join(problems)) from None
+

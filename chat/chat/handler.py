@@ -12,9 +12,8 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Link
 from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.exceptions import ConnectionClosed
-from websockets.frames import CloseCode
 
-from . import metrics, protocol, telemetry
+from . import metrics, protocol, telemetry, wire
 from .config import Settings
 from .handshake import ChatConnection
 from .protocol import ChatMessage, FrameError, User
@@ -25,23 +24,10 @@ log = structlog.get_logger()
 _tracer = telemetry.tracer
 _ROOT: Context = telemetry.ROOT
 
-ROOM_DELETED_CODE = 4404
-
-
 class ChatHandler:
     def __init__(self, rooms: Rooms[ServerConnection], settings: Settings) -> None:
         self._rooms = rooms
         self._settings = settings
-        self._closing: set[asyncio.Task[None]] = set()  # strong refs until each close is done
-
-    def close_room(self, room: str) -> int:
-        """Close every socket of a deleted room with 4404; returns how many."""
-        connections = list(self._rooms.connections(room))
-        for ws in connections:
-            task = asyncio.create_task(ws.close(ROOM_DELETED_CODE, "room deleted"))
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
-        return len(connections)
 
     async def __call__(self, ws: ServerConnection) -> None:
         assert isinstance(ws, ChatConnection) and ws.handshake_trace is not None
@@ -59,7 +45,8 @@ class ChatHandler:
             broadcast([ws], protocol.welcome(room, user, self._rooms.members(room)))
             if first_tab:
                 others = self._rooms.connections(room) - {ws}
-                _broadcast(room, "join", others, protocol.presence("join", user), None)
+                join = protocol.presence(wire.FRAME_JOIN, user)
+                _broadcast(room, wire.FRAME_JOIN, others, join, None)
             log.info("connection opened", first_tab=first_tab)
         finally:
             ht.end(101)
@@ -67,8 +54,8 @@ class ChatHandler:
             await self._relay(ws, room, user, ht.links)
         finally:
             if self._rooms.leave(room, user.id, ws):
-                leave = protocol.presence("leave", user)
-                _broadcast(room, "leave", self._rooms.connections(room), leave, ht.links)
+                leave = protocol.presence(wire.FRAME_LEAVE, user)
+                _broadcast(room, wire.FRAME_LEAVE, self._rooms.connections(room), leave, ht.links)
             metrics.CONNECTIONS_ACTIVE.dec()
             metrics.ROOMS_ACTIVE.set(len(self._rooms))
             duration = time.monotonic() - opened
@@ -97,10 +84,11 @@ class ChatHandler:
                     if not limited:  # one line per burst, not per frame
                         log.warning("rate limited")
                     limited = True
-                    await ws.send(protocol.error("rate_limited", "slow down", msg.client_id))
+                    error = protocol.error(wire.ERROR_RATE_LIMITED, "slow down", msg.client_id)
+                    await ws.send(error)
                     if flood.record():
                         log.warning("closing flooding connection")
-                        await _close_draining(ws, CloseCode.POLICY_VIOLATION, "flooding")
+                        await _close_draining(ws, wire.CLOSE_POLICY_VIOLATION, "flooding")
                         return
                     continue
                 limited = False
@@ -110,7 +98,8 @@ class ChatHandler:
                 metrics.MESSAGES_RECEIVED.inc()
                 recipients = self._rooms.connections(room)
                 # One JSON encoding per message; broadcast() encodes the str to UTF-8 once too.
-                _broadcast(room, "message", recipients, protocol.message(room, user, msg), links)
+                frame = protocol.message(room, user, msg)
+                _broadcast(room, wire.FRAME_MESSAGE, recipients, frame, links)
                 metrics.MESSAGES_DELIVERED.inc(len(recipients))
                 metrics.BROADCAST_DURATION.observe(time.perf_counter() - arrived)
         except ConnectionClosed:

@@ -11,6 +11,8 @@ from collections.abc import Callable
 import structlog
 from jwt import PyJWK, PyJWKSet, PyJWTError
 
+from . import wire
+
 log = structlog.get_logger()
 
 MAX_JWKS_BYTES = 1 << 20
@@ -88,7 +90,7 @@ class KeyStore:
         keys = {
             key.key_id: key
             for key in PyJWKSet.from_dict(data).keys
-            if key.key_id and key.algorithm_name == "EdDSA"
+            if key.key_id and key.algorithm_name == wire.TOKEN_ALGORITHM
         }
         if not keys:
             raise ValueError("JWKS has no EdDSA key with a kid")

@@ -1,4 +1,8 @@
-"""Prometheus metrics (default registry), served on METRICS_PORT."""
+"""Prometheus metrics (default registry), served on METRICS_PORT.
+
+Refused requests count per port: chat_handshake_rejections_total{reason} for the client port
+(alerted on), chat_control_rejections_total{reason} for the control port (the website's
+notices; a rejection there means a misconfigured website or someone probing inside)."""
 
 from __future__ import annotations
 
@@ -12,7 +16,16 @@ REJECTION_REASONS = (
     "bad_origin",
     "not_found",
     "keys_unavailable",
+)
+CONTROL_REJECTION_REASONS = (
+    "missing_token",
+    "invalid_token",
+    "expired_token",
     "wrong_purpose",
+    "wrong_room",
+    "wrong_user",
+    "not_found",
+    "keys_unavailable",
 )
 
 ROOMS_ACTIVE = Gauge("chat_rooms_active", "Rooms with at least one open connection")
@@ -34,6 +47,9 @@ BROADCAST_DURATION = Histogram(
 HANDSHAKE_REJECTIONS = Counter(
     "chat_handshake_rejections", "Upgrade requests refused before the handshake", ["reason"]
 )
+CONTROL_REJECTIONS = Counter(
+    "chat_control_rejections", "Control port requests refused", ["reason"]
+)
 CONNECTION_DURATION = Histogram(
     "chat_connection_duration_seconds",
     "Lifetime of WebSocket connections",
@@ -43,3 +59,5 @@ CONNECTION_DURATION = Histogram(
 # Export every reason at 0 so rate() works from the first rejection on.
 for _reason in REJECTION_REASONS:
     HANDSHAKE_REJECTIONS.labels(_reason)
+for _reason in CONTROL_REJECTION_REASONS:
+    CONTROL_REJECTIONS.labels(_reason)

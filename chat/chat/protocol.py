@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-MAX_TEXT_CHARS = 2000
-MAX_CLIENT_ID_CHARS = 64
+from . import wire
+from .wire import ERROR_BAD_MESSAGE, ERROR_TOO_LONG, MAX_CLIENT_ID_CHARS, MAX_TEXT_CHARS
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,27 +41,27 @@ class FrameError(Exception):
 
 def parse_client_frame(raw: str | bytes) -> ChatMessage:
     if not isinstance(raw, str):
-        raise FrameError("bad_message", "binary frames are not supported")
+        raise FrameError(ERROR_BAD_MESSAGE, "binary frames are not supported")
     try:
         frame = json.loads(raw)
     except (ValueError, RecursionError):  # RecursionError: deeply nested arrays
-        raise FrameError("bad_message", "frame is not valid JSON") from None
+        raise FrameError(ERROR_BAD_MESSAGE, "frame is not valid JSON") from None
     if not isinstance(frame, dict):
-        raise FrameError("bad_message", "frame must be a JSON object")
+        raise FrameError(ERROR_BAD_MESSAGE, "frame must be a JSON object")
     client_id = frame.get("client_id")
     if client_id is not None and (
         not isinstance(client_id, str) or len(client_id) > MAX_CLIENT_ID_CHARS
     ):
         raise FrameError(
-            "bad_message", f"client_id must be a string of at most {MAX_CLIENT_ID_CHARS} chars"
+            ERROR_BAD_MESSAGE, f"client_id must be a string of at most {MAX_CLIENT_ID_CHARS} chars"
         )
-    if frame.get("type") != "message":
-        raise FrameError("bad_message", "unknown frame type", client_id)
+    if frame.get("type") != wire.FRAME_MESSAGE:
+        raise FrameError(ERROR_BAD_MESSAGE, "unknown frame type", client_id)
     text = frame.get("text")
     if not isinstance(text, str) or not (text := text.strip()):
-        raise FrameError("bad_message", "text must be a non-blank string", client_id)
+        raise FrameError(ERROR_BAD_MESSAGE, "text must be a non-blank string", client_id)
     if len(text) > MAX_TEXT_CHARS:
-        raise FrameError("too_long", f"text exceeds {MAX_TEXT_CHARS} characters", client_id)
+        raise FrameError(ERROR_TOO_LONG, f"text exceeds {MAX_TEXT_CHARS} characters", client_id)
     return ChatMessage(text=text, client_id=client_id)
 
 
@@ -77,7 +77,7 @@ def _encode(frame: dict[str, Any]) -> str:
 def welcome(room: str, you: User, members: Iterable[User]) -> str:
     return _encode(
         {
-            "type": "welcome",
+            "type": wire.FRAME_WELCOME,
             "room": room,
             "you": you.as_json(),
             "members": [m.as_json() for m in members],
@@ -92,7 +92,7 @@ def presence(kind: str, user: User) -> str:
 
 def message(room: str, sender: User, msg: ChatMessage) -> str:
     frame: dict[str, Any] = {
-        "type": "message",
+        "type": wire.FRAME_MESSAGE,
         "id": uuid.uuid4().hex,
         "room": room,
         "from": sender.as_json(),
@@ -105,7 +105,7 @@ def message(room: str, sender: User, msg: ChatMessage) -> str:
 
 
 def error(code: str, detail: str, client_id: str | None = None) -> str:
-    frame = {"type": "error", "code": code, "detail": detail}
+    frame = {"type": wire.FRAME_ERROR, "code": code, "detail": detail}
     if client_id is not None:
         frame["client_id"] = client_id
     return _encode(frame)

@@ -26,6 +26,8 @@ class _Room(Generic[C]):
 class Rooms(Generic[C]):
     def __init__(self) -> None:
         self._rooms: dict[str, _Room[C]] = {}
+        # Every connection of a user, all rooms and tabs: what a revocation closes.
+        self._users: dict[str, set[C]] = {}
 
     def __len__(self) -> int:
         return len(self._rooms)
@@ -39,6 +41,7 @@ class Rooms(Generic[C]):
             member = r.members[user.id] = _Member(user)
         member.tabs.add(conn)
         r.connections.add(conn)
+        self._users.setdefault(user.id, set()).add(conn)
         return first
 
     def leave(self, room: str, user_id: str, conn: C) -> bool:
@@ -49,6 +52,10 @@ class Rooms(Generic[C]):
             return False
         member.tabs.discard(conn)
         r.connections.discard(conn)
+        user_conns = self._users[user_id]
+        user_conns.discard(conn)
+        if not user_conns:
+            del self._users[user_id]
         if member.tabs:
             return False
         del r.members[user_id]
@@ -63,3 +70,7 @@ class Rooms(Generic[C]):
     def connections(self, room: str) -> Set[C]:
         r = self._rooms.get(room)
         return r.connections if r else frozenset()
+
+    def user_connections(self, user_id: str) -> Set[C]:
+        """The user's connections in every room."""
+        return self._users.get(user_id, frozenset())

@@ -1,31 +1,38 @@
-"""Wires the gate, the handler and the limits into a websockets server."""
+"""Wires the chat: the client port (gate, handler, limits) and the control port, one registry
+of rooms behind both."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
 from websockets.asyncio.server import Server, ServerConnection, serve
 
-from .auth import TokenVerifier
+from . import control_http, wire
+from .auth import TokenDecoder, TokenVerifier
 from .config import Settings
+from .control import Control
 from .handler import ChatHandler
 from .handshake import ChatConnection, Gate
 from .keys import KeyStore
+from .notices import NoticeVerifier
 from .rooms import Rooms
 
-MAX_FRAME_BYTES = 16 * 1024
+
+@dataclass(frozen=True, slots=True)
+class Servers:
+    chat: Server  # the client port: /healthz and /ws/rooms/{room}
+    control: Server  # the control port: the website's notices
 
 
-def build_server(settings: Settings, keys: KeyStore | None = None) -> Server:
-    """Returns the (not yet started) server: `async with build_server(...) as server:`."""
-    keys = keys or KeyStore(
-        settings.jwks_url,
-        ttl_s=settings.jwks_ttl_s,
-        min_refresh_s=settings.jwks_min_refresh_s,
-        timeout_s=settings.jwks_timeout_s,
-    )
-    handler = ChatHandler(Rooms[ServerConnection](), settings)
-    gate = Gate(TokenVerifier(keys), settings.allowed_origins, handler.close_room)
+def build_server(
+    settings: Settings, rooms: Rooms[ServerConnection], decoder: TokenDecoder
+) -> Server:
+    """The (not yet started) client-port server."""
+    gate = Gate(TokenVerifier(decoder), settings.allowed_origins)
     return serve(
-        handler,
+        ChatHandler(rooms, settings),
         settings.host,
         settings.port,
         process_request=gate.process_request,
@@ -34,9 +41,34 @@ def build_server(settings: Settings, keys: KeyStore | None = None) -> Server:
         # Frames are small and fanned out: per-recipient deflate would cost CPU on every
         # broadcast and a zlib context per connection, for little gain.
         compression=None,
-        max_size=MAX_FRAME_BYTES,  # bigger frames: websockets closes with 1009
+        max_size=wire.MAX_FRAME_BYTES,  # bigger frames: websockets closes with 1009
         ping_interval=20,
         ping_timeout=20,  # a silent peer is dropped within ~40 s
         close_timeout=5,  # shutdown stays well inside docker's 10 s stop grace period
         server_header="parley-chat",
     )
+
+
+@asynccontextmanager
+async def build_servers(
+    settings: Settings, keys: KeyStore | None = None
+) -> AsyncIterator[Servers]:
+    """Both listeners, started: `async with build_servers(settings) as servers:`. Leaving
+    closes the control port first (no command lands mid-shutdown), then every client
+    socket with 1001, waiting for their handlers."""
+    keys = keys or KeyStore(
+        settings.jwks_url,
+        ttl_s=settings.jwks_ttl_s,
+        min_refresh_s=settings.jwks_min_refresh_s,
+        timeout_s=settings.jwks_timeout_s,
+    )
+    decoder = TokenDecoder(keys)
+    rooms = Rooms[ServerConnection]()
+    control = Control(rooms)
+    async with (
+        build_server(settings, rooms, decoder) as chat,
+        control_http.build(
+            control, NoticeVerifier(decoder), settings.host, settings.control_port
+        ) as control_server,
+    ):
+        yield Servers(chat, control_server)

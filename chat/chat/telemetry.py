@@ -2,18 +2,22 @@
 only when OTEL_EXPORTER_OTLP_ENDPOINT (or ..._TRACES_ENDPOINT) is set.
 
 Spans: `ws.handshake` (SERVER; continues an incoming W3C traceparent) covers the upgrade gate
-and, for accepted sockets, the join up to "connection opened"; `chat.room_deleted` the
-website's notice. Each broadcast is a short `chat.broadcast` span. A connection can live for
-hours, so there is no connection-lifetime span (it would export, if ever, long after the
-fact): message and leave broadcasts are root spans *linked* to the sender's handshake span,
-the join broadcast is a child of it. Spans never carry tokens, headers or message text.
+and, for accepted sockets, the join up to "connection opened". On the control port,
+`control.request` (SERVER, continues the website's traceparent) covers one call, and its child
+`chat.control` the command it carried out. Each broadcast is a short `chat.broadcast` span.
+A connection can live for hours, so there is no connection-lifetime span (it would export, if
+ever, long after the fact): message and leave broadcasts are root spans *linked* to the
+sender's handshake span, the join broadcast is a child of it. Spans never carry tokens,
+headers or message text.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
+import uuid
 from collections.abc import Mapping, Sequence
 
 from opentelemetry import context, propagate, trace
@@ -32,8 +36,11 @@ log = logging.getLogger(__name__)
 ROOM = "chat.room"
 RECIPIENTS = "chat.recipients"
 FRAME_TYPE = "chat.frame_type"
+# Of any request on either port (the name predates the control port; dashboards use it).
 OUTCOME = "chat.handshake.outcome"  # "accepted" | "rejected"
-REASON = "chat.handshake.reason"  # same vocabulary as chat_handshake_rejections_total{reason}
+REASON = "chat.handshake.reason"  # the {reason} label of chat_*_rejections_total
+USER_ID = "chat.user_id"
+CONTROL_COMMAND = "chat.control.command"  # the notice's purpose: room_deleted | user_revoked
 REQUEST_ID = "chat.request_id"  # nginx's X-Request-ID, also in the log lines
 CONNECTIONS_CLOSED = "chat.connections_closed"
 STATUS_CODE = "http.response.status_code"
@@ -73,9 +80,21 @@ def extract(headers: Headers) -> Context:
     return propagate.extract(headers, context=ROOT, getter=_GETTER)
 
 
-class HandshakeTrace:
-    """The span of one upgrade request, current in the connection's task from the gate's
-    start until end(): the handshake and the handler run in the same task."""
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+
+
+def request_id(headers: Headers) -> str:
+    """nginx's X-Request-ID (the website's, on the control port), else a fresh one."""
+    values = headers.get_all("X-Request-ID")
+    if len(values) == 1 and _REQUEST_ID.fullmatch(values[0]):
+        return values[0]
+    return uuid.uuid4().hex  # direct clients (not through nginx) still get correlated lines
+
+
+class RequestTrace:
+    """The span of one HTTP request (an upgrade, or a call on the control port), current in
+    the connection's task from the start until end(): for an upgrade, the handshake and the
+    handler run in the same task, so the join is part of it."""
 
     __slots__ = ("_token", "links", "span")
 

@@ -9,7 +9,6 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
-from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -23,7 +22,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from chat import log as logsetup
 from chat.config import Settings
 from chat.keys import KeyStore
-from chat.server import build_server
+from chat.server import build_servers
 from tests.helpers import JWKS_PATH, Chat, FakeWebsite
 
 _SPANS = InMemorySpanExporter()
@@ -111,10 +110,11 @@ async def start_chat(website: FakeWebsite) -> AsyncIterator[StartChat]:
     async with AsyncExitStack() as stack:
 
         async def start(keys: KeyStore | None = None, **overrides: Any) -> Chat:
-            defaults = {"host": "127.0.0.1", "port": 0, "jwks_url": website.jwks_url}
-            settings = replace(Settings(), **{**defaults, **overrides})
-            server = await stack.enter_async_context(build_server(settings, keys))
-            return Chat(server, website)
+            defaults = {"host": "127.0.0.1", "port": 0, "control_port": 0,
+                        "jwks_url": website.jwks_url}  # fmt: skip
+            settings = Settings(**{**defaults, **overrides})
+            servers = await stack.enter_async_context(build_servers(settings, keys))
+            return Chat(servers.chat, servers.control, website)
 
         yield start
 

@@ -13,10 +13,14 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import OKPAlgorithm
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect as Connect  # the type, named for its role
 from websockets.asyncio.server import Server
 
+from chat import wire
+
 JWKS_PATH = "/.well-known/jwks.json"
-DROP = object()  # claim value meaning "leave this claim out"
+TIMEOUT_S = 3  # generous bound on every wait: a hang fails the test instead of the suite
+DROP: Any = object()  # claim value meaning "leave this claim out"
 
 
 @dataclass
@@ -48,12 +52,24 @@ class FakeWebsite:
                **overrides: Any) -> dict[str, Any]:  # fmt: skip
         now = int(time.time())
         claims = {
-            "iss": "parley-website", "aud": "parley-chat", "sub": sub, "email": f"{sub}@x.test",
-            "name": name, "room": room, "iat": now, "nbf": now, "exp": now + 60,
-            "jti": uuid.uuid4().hex,
+            "iss": wire.TOKEN_ISSUER, "aud": wire.TOKEN_AUDIENCE, "sub": sub,
+            "email": f"{sub}@x.test", "name": name, "room": room, "iat": now, "nbf": now,
+            "exp": now + 60, "jti": uuid.uuid4().hex,
         }  # fmt: skip
         claims.update(overrides)
         return {k: v for k, v in claims.items() if v is not DROP}
+
+    def notice(self, purpose: str, *, room: str | None = None, user: str | None = None,
+               **overrides: Any) -> str:  # fmt: skip
+        """The website's signed notice: room_deleted (with `room`) or user_revoked (`user`)."""
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "sub": wire.NOTICE_SUBJECT, "purpose": purpose, "name": DROP, "email": DROP,
+            "room": room or DROP, "exp": now + wire.NOTICE_MAX_LIFETIME_S,
+        }  # fmt: skip
+        if user is not None:
+            claims["user"] = user
+        return self.mint(**{**claims, **overrides})
 
     def mint(self, room: str = "lobby", sub: str = "u1", name: str = "Alice", *,
              kid: str | None = None, key: Ed25519PrivateKey | None = None,
@@ -62,41 +78,72 @@ class FakeWebsite:
         return jwt.encode(
             self.claims(room, sub, name, **overrides),
             key or current_key,
-            algorithm="EdDSA",
+            algorithm=wire.TOKEN_ALGORITHM,
             headers={"kid": kid or current_kid},
         )
 
 
+def port_of(server: Server) -> int:
+    port: int = server.sockets[0].getsockname()[1]
+    return port
+
+
 @dataclass
 class Chat:
-    server: Server
+    server: Server  # the client port
+    control: Server  # the control port
     website: FakeWebsite
 
     @property
     def port(self) -> int:
-        return self.server.sockets[0].getsockname()[1]
+        return port_of(self.server)
+
+    @property
+    def control_port(self) -> int:
+        return port_of(self.control)
 
     def connect(self, room: str = "lobby", token: str | None = None, *, header: bool = False,
-                path: str | None = None, **kwargs: Any) -> connect:  # fmt: skip
+                path: str | None = None, **kwargs: Any) -> Connect:  # fmt: skip
         """Like a browser (token as subprotocol) or, with header=True, like other clients."""
         if token is not None and header:
             kwargs.setdefault("additional_headers", {})["Authorization"] = f"Bearer {token}"
         elif token is not None:
-            kwargs.setdefault("subprotocols", ["parley.v1", f"bearer.{token}"])
-        uri = f"ws://127.0.0.1:{self.port}{path or f'/ws/rooms/{room}'}"
+            kwargs.setdefault("subprotocols", [wire.SUBPROTOCOL, wire.BEARER_PREFIX + token])
+        uri = f"ws://127.0.0.1:{self.port}{path or wire.WS_PATH_PREFIX + room}"
         return connect(uri, proxy=None, open_timeout=5, **kwargs)
 
     def join(self, room: str = "lobby", sub: str = "u1", name: str = "Alice",
-             **kwargs: Any) -> connect:  # fmt: skip
+             **kwargs: Any) -> Connect:  # fmt: skip
         return self.connect(room, self.website.mint(room, sub, name), **kwargs)
 
 
-TIMEOUT_S = 3  # generous bound on every wait: a hang fails the test instead of the suite
+async def http_get(port: int, target: str, headers: dict[str, str] | None = None,
+                   *, upgrade: bool = False) -> tuple[int, str]:  # fmt: skip
+    """Sends exactly `GET <target>` (no client-side normalisation) and returns the status and
+    body. With upgrade=True, as a WebSocket upgrade request."""
+    lines = [f"GET {target} HTTP/1.1", f"Host: 127.0.0.1:{port}"]
+    if upgrade:
+        lines += ["Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Version: 13",
+                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="]  # fmt: skip
+    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+    async with asyncio.timeout(TIMEOUT_S):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+            head = (await reader.readuntil(b"\r\n\r\n")).decode()
+            status = int(head.split(" ", 2)[1])
+            length = next((int(line.split(":", 1)[1]) for line in head.split("\r\n")
+                           if line.lower().startswith("content-length:")), 0)  # fmt: skip
+            body = (await reader.readexactly(length)).decode()
+        finally:
+            writer.close()
+    return status, body
 
 
 async def recv_json(ws: ClientConnection) -> dict[str, Any]:
     async with asyncio.timeout(TIMEOUT_S):
-        return json.loads(await ws.recv())
+        frame: dict[str, Any] = json.loads(await ws.recv())
+        return frame
 
 
 async def recv_type(ws: ClientConnection, kind: str) -> dict[str, Any]:

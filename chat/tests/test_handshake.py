@@ -10,6 +10,7 @@ import json
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -18,6 +19,8 @@ from prometheus_client import REGISTRY
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from chat import wire
+from chat.handshake import SUBPROTOCOL
 from chat.keys import KeyStore
 from tests.conftest import StartChat
 from tests.helpers import DROP, Chat, FakeWebsite, recv_type
@@ -60,7 +63,7 @@ def http_get(url: str) -> tuple[int, str]:
         return exc.code, exc.read().decode()
 
 
-TOKEN_CASES = {
+TOKEN_CASES: dict[str, Callable[[FakeWebsite], str]] = {
     "malformed": lambda w: "not-a-jwt",
     "wrong signature": lambda w: w.mint(key=Ed25519PrivateKey.generate()),
     "expired": lambda w: w.mint(iat=int(time.time()) - 90, nbf=int(time.time()) - 90,
@@ -97,7 +100,7 @@ async def test_bad_token_is_401(chat: Chat, website: FakeWebsite, case: str, hea
 async def test_the_valid_token_of_those_cases_is_accepted(chat: Chat, website: FakeWebsite) -> None:
     # Guards the cases above: they fail because of their one defect, not the fixture.
     async with chat.connect("lobby", website.mint()) as ws:
-        await recv_type(ws, "welcome")
+        await recv_type(ws, wire.FRAME_WELCOME)
 
 
 @pytest.mark.parametrize(
@@ -113,7 +116,7 @@ async def test_missing_or_malformed_credentials_401(chat: Chat, headers: dict[st
 
 
 async def test_offering_only_parley_v1_is_missing_token(chat: Chat) -> None:
-    assert await status_of(chat.connect("lobby", subprotocols=["parley.v1"])) == 401
+    assert await status_of(chat.connect("lobby", subprotocols=[SUBPROTOCOL])) == 401
 
 
 async def test_token_for_another_room_403(chat: Chat, website: FakeWebsite) -> None:
@@ -135,7 +138,7 @@ async def test_unknown_path_404(chat: Chat, website: FakeWebsite, path: str) -> 
 async def test_longest_and_shortest_room_names_accepted(chat: Chat) -> None:
     for room in ("a-b", "a" * 32):
         async with chat.join(room) as ws:
-            assert (await recv_type(ws, "welcome"))["room"] == room
+            assert (await recv_type(ws, wire.FRAME_WELCOME))["room"] == room
 
 
 async def test_foreign_origin_403(chat: Chat, website: FakeWebsite) -> None:
@@ -152,7 +155,7 @@ async def test_same_origin_and_allowed_origins_accepted(
     chat = await start_chat(allowed_origins=frozenset({"https://parley.example"}))
     for origin in (f"http://127.0.0.1:{chat.port}", "https://parley.example"):
         async with chat.connect("lobby", website.mint(), origin=origin) as ws:
-            await recv_type(ws, "welcome")
+            await recv_type(ws, wire.FRAME_WELCOME)
 
 
 async def test_subprotocol_answer_is_parley_v1_never_the_token(
@@ -160,17 +163,18 @@ async def test_subprotocol_answer_is_parley_v1_never_the_token(
 ) -> None:
     token = website.mint()
     async with chat.connect("lobby", token) as ws:
-        assert ws.subprotocol == "parley.v1"
-        assert ws.response.headers.get_all("Sec-WebSocket-Protocol") == ["parley.v1"]
+        assert ws.response is not None
+        assert ws.subprotocol == wire.SUBPROTOCOL
+        assert ws.response.headers.get_all("Sec-WebSocket-Protocol") == [wire.SUBPROTOCOL]
         assert all(token not in value for _, value in ws.response.headers.raw_items())
-        await recv_type(ws, "welcome")
+        await recv_type(ws, wire.FRAME_WELCOME)
 
 
 async def test_authorization_header_without_subprotocol(chat: Chat, website: FakeWebsite) -> None:
     async with chat.connect("lobby", website.mint(), header=True) as ws:
-        assert ws.subprotocol is None
+        assert ws.subprotocol is None and ws.response is not None
         assert "Sec-WebSocket-Protocol" not in ws.response.headers
-        welcome = await recv_type(ws, "welcome")
+        welcome = await recv_type(ws, wire.FRAME_WELCOME)
         assert welcome["you"] == {"id": "u1", "name": "Alice"}
 
 
@@ -196,15 +200,15 @@ async def test_unknown_kid_refreshes_once_per_interval(
     chat = await start_chat(keys=keys)
 
     async with chat.join() as ws:  # first use: one fetch, then served from cache
-        await recv_type(ws, "welcome")
+        await recv_type(ws, wire.FRAME_WELCOME)
     async with chat.join() as ws:
-        await recv_type(ws, "welcome")
+        await recv_type(ws, wire.FRAME_WELCOME)
     assert website.requests == 1
 
     new_kid = website.rotate()
     now[0] += 11
     async with chat.connect("lobby", website.mint(kid=new_kid)) as ws:
-        await recv_type(ws, "welcome")
+        await recv_type(ws, wire.FRAME_WELCOME)
     assert website.requests == 2
 
     # Junk kids right after a fetch are refused from the cache, without asking the website.
@@ -222,8 +226,8 @@ async def test_jwks_refetched_after_ttl(start_chat: StartChat, website: FakeWebs
     keys = KeyStore(website.jwks_url, ttl_s=300, clock=lambda: now[0])
     chat = await start_chat(keys=keys)
     async with chat.join() as ws:
-        await recv_type(ws, "welcome")
+        await recv_type(ws, wire.FRAME_WELCOME)
     now[0] += 301
     async with chat.join() as ws:
-        await recv_type(ws, "welcome")
+        await recv_type(ws, wire.FRAME_WELCOME)
     assert website.requests == 2

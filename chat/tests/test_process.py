@@ -19,9 +19,11 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.typing import Subprotocol
 
-from chat import telemetry
-from tests.helpers import TIMEOUT_S, FakeWebsite, recv_type
+from chat import telemetry, wire
+from chat.handshake import SUBPROTOCOL
+from tests.helpers import TIMEOUT_S, FakeWebsite, http_get, recv_type
 
 ROOT = Path(__file__).resolve().parent.parent
 TS = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z"
@@ -30,12 +32,14 @@ TS = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z"
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def scrape(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=3) as response:
-        return response.read().decode()
+        body: bytes = response.read()
+        return body.decode()
 
 
 class _Collector(ThreadingHTTPServer):
@@ -80,10 +84,11 @@ def collector() -> Iterator[_Collector]:
 async def test_signal_closes_sockets_1001_exits_0_and_logs_json(
     website: FakeWebsite, collector: _Collector, sig: signal.Signals, otlp: str | None
 ) -> None:
-    port, metrics_port = free_port(), free_port()
+    port, control_port, metrics_port = free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     env.update({"CHAT_HOST": "127.0.0.1", "CHAT_PORT": str(port),
-                "METRICS_PORT": str(metrics_port), "JWKS_URL": website.jwks_url})  # fmt: skip
+                "CONTROL_PORT": str(control_port), "METRICS_PORT": str(metrics_port),
+                "JWKS_URL": website.jwks_url})  # fmt: skip
     if otlp == "unreachable":  # nothing listens there: export fails, the service must not care
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = "http://127.0.0.1:9/"
     elif otlp == "collector":
@@ -105,15 +110,20 @@ async def test_signal_closes_sockets_1001_exits_0_and_logs_json(
         uri = f"ws://127.0.0.1:{port}/ws/rooms/lobby"
         token, secret = website.mint(), "do-not-log-this-text"
         with pytest.raises(InvalidStatus):
-            async with connect(uri, proxy=None, subprotocols=["parley.v1", "bearer.junk"]):
+            junk = [SUBPROTOCOL, Subprotocol(wire.BEARER_PREFIX + "junk")]
+            async with connect(uri, proxy=None, subprotocols=junk):
                 pass
+        # The control port listens too; a notice for a room nobody is in closes nothing.
+        notice = website.notice(wire.NOTICE_ROOM_DELETED, room="empty")
+        headers = {"Authorization": f"Bearer {notice}"}
+        assert await http_get(control_port, "/rooms/empty/deleted", headers) == (200, "closed 0\n")
         async with connect(
-            uri, proxy=None, subprotocols=["parley.v1", f"bearer.{token}"],
+            uri, proxy=None, subprotocols=[SUBPROTOCOL, Subprotocol(wire.BEARER_PREFIX + token)],
             additional_headers={"X-Request-ID": "req-42"},
         ) as ws:  # fmt: skip
-            await recv_type(ws, "welcome")
+            await recv_type(ws, wire.FRAME_WELCOME)
             await ws.send(json.dumps({"type": "message", "text": secret}))
-            assert (await recv_type(ws, "message"))["text"] == secret
+            assert (await recv_type(ws, wire.FRAME_MESSAGE))["text"] == secret
             metrics = await asyncio.to_thread(scrape, metrics_port)
             assert "chat_connections_active 1.0" in metrics
             assert "chat_messages_received_total 1.0" in metrics
@@ -123,7 +133,7 @@ async def test_signal_closes_sockets_1001_exits_0_and_logs_json(
                 with pytest.raises(ConnectionClosed):
                     while True:
                         await ws.recv()
-            assert ws.close_code == 1001
+            assert ws.close_code == wire.CLOSE_GOING_AWAY
 
         # Plus the bounded flush of queued spans at exit (which fails when unreachable).
         async with asyncio.timeout(TIMEOUT_S + telemetry.SHUTDOWN_GRACE_S + 1):
@@ -141,7 +151,7 @@ async def test_signal_closes_sockets_1001_exits_0_and_logs_json(
         assert {"ts", "level", "event"} <= record.keys()
         assert re.fullmatch(TS, record["ts"])
     text = b"".join(lines) + out
-    for leak in (token.encode(), secret.encode(), b"@x.test", b"bearer."):
+    for leak in (token.encode(), secret.encode(), notice.encode(), b"@x.test", b"bearer."):
         assert leak not in text
 
     by_event = {r["event"]: r for r in records}
@@ -151,7 +161,10 @@ async def test_signal_closes_sockets_1001_exits_0_and_logs_json(
     for record in (opened, closed):
         assert record["request_id"] == "req-42"
         assert (record["room"], record["user_id"]) == ("lobby", "u1")
-    assert closed["close_code"] == 1001 and closed["duration_s"] >= 0
+    assert closed["close_code"] == wire.CLOSE_GOING_AWAY and closed["duration_s"] >= 0
+    assert by_event["room deleted"]["connections_closed"] == 0
+    listening = by_event["chat listening"]
+    assert (listening["port"], listening["control_port"]) == (port, control_port)
     assert records[0]["event"] == "chat starting"
     assert records[0]["trace_export"] is (otlp is not None)
     assert records[-1]["event"] == "chat stopped"
@@ -172,3 +185,20 @@ async def test_signal_closes_sockets_1001_exits_0_and_logs_json(
             assert expected in exported
         for leak in (token.encode(), secret.encode(), b"bearer."):
             assert leak not in exported
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("CHAT_PORT", "eighty"), ("CONTROL_PORT", "-1"), ("LOG_LEVEL", "loud")]
+)
+async def test_invalid_setting_stops_the_start_with_a_clear_message(name: str, value: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env[name] = value
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "chat", cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    async with asyncio.timeout(10):
+        out, err = await proc.communicate()
+    assert proc.returncode == 1 and out == b""
+    assert err.decode().startswith("invalid chat settings:")
+    assert f"{name}: " in err.decode() and repr(value) in err.decode()

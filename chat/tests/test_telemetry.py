@@ -13,10 +13,11 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from websockets.asyncio.client import connect
+from websockets.asyncio.server import broadcast as websockets_broadcast
 from websockets.exceptions import InvalidStatus
 
 from chat import handler as chat_handler
-from chat import telemetry
+from chat import telemetry, wire
 from tests.helpers import TIMEOUT_S, Chat, recv_type
 
 
@@ -36,6 +37,7 @@ async def ended(spans: InMemorySpanExporter, name: str, count: int = 1) -> list[
 
 def ids(span: ReadableSpan) -> dict[str, str]:
     ctx = span.get_span_context()
+    assert ctx is not None
     return {"trace_id": f"{ctx.trace_id:032x}", "span_id": f"{ctx.span_id:016x}"}
 
 
@@ -45,7 +47,7 @@ def log_records(buf: io.StringIO) -> dict[str, dict[str, Any]]:
 
 async def test_accepted_handshake_span(chat: Chat, spans: InMemorySpanExporter) -> None:
     async with chat.join(additional_headers={"X-Request-ID": "req-7"}) as ws:
-        await recv_type(ws, "welcome")
+        await recv_type(ws, wire.FRAME_WELCOME)
         [span] = named(spans, "ws.handshake")
     assert span.kind is SpanKind.SERVER and span.parent is None
     assert span.attributes == {
@@ -94,7 +96,7 @@ async def test_traceparent_on_the_upgrade_continues_the_trace(
     trace_id, parent_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
     headers = {"traceparent": f"00-{trace_id}-{parent_id}-01"}
     async with chat.join(additional_headers=headers) as ws:
-        await recv_type(ws, "welcome")
+        await recv_type(ws, wire.FRAME_WELCOME)
     [span] = named(spans, "ws.handshake")
     assert ids(span)["trace_id"] == trace_id
     assert span.parent is not None and f"{span.parent.span_id:016x}" == parent_id
@@ -103,21 +105,21 @@ async def test_traceparent_on_the_upgrade_continues_the_trace(
     # A malformed one is ignored: a fresh trace.
     spans.clear()
     async with chat.join(additional_headers={"traceparent": "00-zz-yy-01"}) as ws:
-        await recv_type(ws, "welcome")
+        await recv_type(ws, wire.FRAME_WELCOME)
     [span] = named(spans, "ws.handshake")
     assert span.parent is None and ids(span)["trace_id"] != trace_id
 
 
 async def test_broadcast_spans(chat: Chat, spans: InMemorySpanExporter) -> None:
     async with chat.join(sub="u1", name="Alice") as alice:
-        await recv_type(alice, "welcome")
+        await recv_type(alice, wire.FRAME_WELCOME)
         async with chat.join(sub="u2", name="Bob") as bob:
-            await recv_type(bob, "welcome")
-            await recv_type(alice, "join")
+            await recv_type(bob, wire.FRAME_WELCOME)
+            await recv_type(alice, wire.FRAME_JOIN)
             await bob.send(json.dumps({"type": "message", "text": "secret words"}))
-            await recv_type(alice, "message")
-            await recv_type(bob, "message")
-        await recv_type(alice, "leave")
+            await recv_type(alice, wire.FRAME_MESSAGE)
+            await recv_type(bob, wire.FRAME_MESSAGE)
+        await recv_type(alice, wire.FRAME_LEAVE)
 
     alice_hs, bob_hs = named(spans, "ws.handshake")
     join, message, leave = named(spans, "chat.broadcast")
@@ -144,7 +146,7 @@ async def test_log_lines_carry_the_active_span_ids(
     log_output: io.StringIO,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real_broadcast = chat_handler.broadcast
+    real_broadcast = websockets_broadcast
 
     def logging_broadcast(recipients: Any, frame: str) -> None:
         # Stands in for what websockets logs while writing (e.g. a failed write).
@@ -163,9 +165,9 @@ async def test_log_lines_carry_the_active_span_ids(
     log_output.truncate(0)
     log_output.seek(0)
     async with chat.join() as ws:
-        await recv_type(ws, "welcome")
+        await recv_type(ws, wire.FRAME_WELCOME)
         await ws.send(json.dumps({"type": "message", "text": "hi"}))
-        await recv_type(ws, "message")
+        await recv_type(ws, wire.FRAME_MESSAGE)
     [handshake] = named(spans, "ws.handshake")
     [message] = named(spans, "chat.broadcast")
     records = [json.loads(line) for line in log_output.getvalue().splitlines()]

@@ -9,7 +9,9 @@ import logging
 import pytest
 import structlog
 
-from chat.config import Settings
+from chat import control_http, paths
+from chat.config import Settings, load_settings
+from chat.control import CloseRoom, RevokeUser
 from chat.protocol import User, now_rfc3339
 from chat.ratelimit import FloodGuard, TokenBucket
 from chat.rooms import Rooms
@@ -63,14 +65,85 @@ def test_timestamps_are_rfc3339_utc_millis() -> None:
     assert len(ts) == 24 and ts.endswith("Z") and ts[19] == "."
 
 
-def test_settings_from_env() -> None:
-    s = Settings.from_env({"CHAT_PORT": "9000", "ALLOWED_ORIGINS": " https://A.example/ ,, ",
-                           "RATE_LIMIT_BURST": "5", "LOG_LEVEL": "debug"})  # fmt: skip
-    assert (s.port, s.rate_burst, s.log_level) == (9000, 5, "DEBUG")
+ENV_NAMES = (
+    "CHAT_HOST", "CHAT_PORT", "CONTROL_PORT", "METRICS_PORT", "JWKS_URL", "ALLOWED_ORIGINS",
+    "LOG_LEVEL", "JWKS_TTL_S", "JWKS_MIN_REFRESH_S", "JWKS_TIMEOUT_S", "RATE_LIMIT_PER_S",
+    "RATE_LIMIT_BURST", "FLOOD_REJECTIONS", "FLOOD_WINDOW_S",
+)  # fmt: skip
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in ENV_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_settings_from_env(env: pytest.MonkeyPatch) -> None:
+    assert load_settings() == Settings()
+    assert (Settings().port, Settings().control_port) == (8001, 8002)
+    for name, value in {"CHAT_PORT": "9000", "ALLOWED_ORIGINS": " https://A.example/ ,, ",
+                        "RATE_LIMIT_BURST": "5", "LOG_LEVEL": "debug", "CONTROL_PORT": "9002",
+                        "JWKS_TTL_S": "", "FLOOD_WINDOW_S": "2.5"}.items():  # fmt: skip
+        env.setenv(name, value)
+    s = load_settings()
+    assert (s.port, s.control_port, s.rate_burst, s.log_level) == (9000, 9002, 5, "DEBUG")
     assert s.allowed_origins == frozenset({"https://a.example"})
-    assert Settings.from_env({}) == Settings()
-    with pytest.raises(SystemExit):
-        Settings.from_env({"CHAT_PORT": "eighty"})
+    assert (s.jwks_ttl_s, s.flood_window_s) == (300.0, 2.5)  # empty: the default
+
+
+def test_settings_by_name_in_tests(env: pytest.MonkeyPatch) -> None:
+    s = Settings(port=0, control_port=0, allowed_origins=frozenset({"HTTPS://B.example/"}))
+    assert (s.port, s.control_port, s.allowed_origins) == (0, 0, frozenset({"https://b.example"}))
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("CHAT_PORT", "eighty"), ("CONTROL_PORT", "70000"), ("LOG_LEVEL", "loud"),
+     ("RATE_LIMIT_PER_S", "0"), ("RATE_LIMIT_BURST", "-1"), ("CONTROL_PORT", "8001")],
+)  # fmt: skip
+def test_invalid_settings_stop_the_start(env: pytest.MonkeyPatch, name: str, value: str) -> None:
+    env.setenv(name, value)
+    with pytest.raises(SystemExit) as info:
+        load_settings()
+    message = str(info.value.code)
+    assert message.startswith("invalid chat settings:")
+    assert name in message or "must differ" in message
+
+
+def test_rooms_index_connections_by_user() -> None:
+    rooms: Rooms[str] = Rooms()
+    alice, bob = User("1", "Alice"), User("2", "Bob")
+    rooms.join("r", alice, "a1")
+    rooms.join("s", alice, "a2")
+    rooms.join("s", bob, "b1")
+    assert set(rooms.user_connections("1")) == {"a1", "a2"}
+    assert set(rooms.user_connections("2")) == {"b1"}
+    rooms.leave("r", alice.id, "a1")
+    assert set(rooms.user_connections("1")) == {"a2"}
+    rooms.leave("s", alice.id, "a2")
+    assert not rooms.user_connections("1") and not rooms.user_connections("nobody")
+
+
+@pytest.mark.parametrize(
+    ("target", "room"),
+    [("/ws/rooms/lobby", "lobby"), ("/ws/rooms/lobby?x=1", "lobby"), ("//ws/rooms/lobby", None),
+     ("//host/ws/rooms/lobby", None), ("http://host/ws/rooms/lobby", None),
+     ("/ws/rooms/../lobby", None), ("/ws/rooms/%2e%2e/lobby", None), ("/ws/rooms/lobby/", None),
+     ("/ws/rooms/lobby#x", None), ("/internal/rooms/lobby/deleted", None),
+     ("/ws/rooms/lobby%0a", None), ("/ws/rooms/lobby\n", None)],
+)  # fmt: skip
+def test_paths_are_parsed_strictly(target: str, room: str | None) -> None:
+    assert paths.room_of(paths.path_of(target)) == room
+
+
+def test_control_routes() -> None:
+    assert control_http.route("/rooms/lobby/deleted") == CloseRoom("lobby")
+    assert control_http.route("/users/3f2b-9c/revoked") == RevokeUser("3f2b-9c")
+    for path in ("/rooms/x/deleted", "/rooms/../deleted", "/users/../revoked", "/users//revoked",
+                 "//rooms/lobby/deleted", "/rooms/lobby/deleted/", "/users/a/b/revoked",
+                 "/internal/rooms/lobby/deleted", "/ws/rooms/lobby", "/"):  # fmt: skip
+        assert control_http.route(path) is None, path
 
 
 def test_exceptions_are_structured_without_locals(log_output: io.StringIO) -> None:

@@ -1,0 +1,65 @@
+"""Control commands from the website — close a deleted room, end a revoked user's sessions —
+and what they do to the open sockets. Knows no transport: whatever delivers a verified
+command (the HTTP control port today, a message bus when the chat scales out) calls apply()."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import structlog
+from websockets.asyncio.server import ServerConnection
+
+from . import telemetry, wire
+from .rooms import Rooms
+
+log = structlog.get_logger()
+
+
+@dataclass(frozen=True, slots=True)
+class CloseRoom:
+    """The room was deleted: its sockets close with 4404."""
+
+    room: str
+
+
+@dataclass(frozen=True, slots=True)
+class RevokeUser:
+    """The user's sessions ended: their sockets, in every room and tab, close with 4401."""
+
+    user_id: str
+
+
+Command = CloseRoom | RevokeUser
+
+
+class Control:
+    def __init__(self, rooms: Rooms[ServerConnection]) -> None:
+        self._rooms = rooms
+        self._closing: set[asyncio.Task[None]] = set()  # strong refs until each close is done
+
+    def apply(self, command: Command) -> int:
+        """Starts closing the command's sockets; returns how many. Runs in a `chat.control`
+        span, a child of the transport's (the website's trace, over HTTP)."""
+        match command:
+            case CloseRoom(room):
+                kind, target = wire.NOTICE_ROOM_DELETED, {telemetry.ROOM: room}
+                conns = list(self._rooms.connections(room))
+                code, reason, event = wire.CLOSE_ROOM_DELETED, "room deleted", "room deleted"
+                fields = {"room": room}
+            case RevokeUser(user_id):
+                kind, target = wire.NOTICE_USER_REVOKED, {telemetry.USER_ID: user_id}
+                conns = list(self._rooms.user_connections(user_id))
+                code, reason, event = wire.CLOSE_SESSION_ENDED, "session ended", "user revoked"
+                fields = {"user_id": user_id}
+        attributes: dict[str, str | int] = {
+            telemetry.CONTROL_COMMAND: kind, **target, telemetry.CONNECTIONS_CLOSED: len(conns)
+        }
+        with telemetry.tracer.start_as_current_span("chat.control", attributes=attributes):
+            for ws in conns:
+                # Closing waits for the client's answer: never hold the caller for it.
+                task = asyncio.create_task(ws.close(code, reason))
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
+            log.info(event, connections_closed=len(conns), **fields)
+        return len(conns)
