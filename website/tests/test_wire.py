@@ -37,10 +37,12 @@ async def test_the_chat_page_gets_the_contract_as_data_not_script(user: Browser)
     for attrs, _ in scripts:  # nothing inline that a browser would run
         assert 'src="' in attrs or 'type="application/json"' in attrs, attrs
     assert json.loads(data) == {
-        "subprotocol": wire.SUBPROTOCOL,
-        "bearerPrefix": wire.BEARER_PREFIX,
-        "maxTextChars": wire.MAX_TEXT_CHARS,
-        "close": {"policyViolation": 1008, "sessionEnded": 4401, "roomDeleted": 4404},
+        "SUBPROTOCOL": "parley.v1",
+        "BEARER_PREFIX": "bearer.",
+        "MAX_TEXT_CHARS": 2000,
+        "CLOSE_POLICY_VIOLATION": 1008,
+        "CLOSE_SESSION_ENDED": 4401,
+        "CLOSE_ROOM_DELETED": 4404,
     }
     assert f'maxlength="{wire.MAX_TEXT_CHARS}"' in page
     assert "onsubmit=" not in page and "onclick=" not in page

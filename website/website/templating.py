@@ -13,16 +13,16 @@ from website.rooms import HTML_NAME_PATTERN
 
 # What the chat page's script needs of the wire contract, handed over as a JSON data block
 # (never inline script: the page's CSP will forbid it).
-PAGE_WIRE = {
-    "subprotocol": wire.SUBPROTOCOL,
-    "bearerPrefix": wire.BEARER_PREFIX,
-    "maxTextChars": wire.MAX_TEXT_CHARS,
-    "close": {
-        "policyViolation": wire.CLOSE_POLICY_VIOLATION,
-        "sessionEnded": wire.CLOSE_SESSION_ENDED,
-        "roomDeleted": wire.CLOSE_ROOM_DELETED,
-    },
-}
+# Under the contract's own names (docs/design.md §6), so one vocabulary serves all three.
+PAGE_WIRE_NAMES = (
+    "SUBPROTOCOL",
+    "BEARER_PREFIX",
+    "MAX_TEXT_CHARS",
+    "CLOSE_POLICY_VIOLATION",
+    "CLOSE_SESSION_ENDED",
+    "CLOSE_ROOM_DELETED",
+)
+PAGE_WIRE = {name: getattr(wire, name) for name in PAGE_WIRE_NAMES}
 
 
 def _page_context(request: Request) -> dict[str, Any]:

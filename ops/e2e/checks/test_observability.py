@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from ops_access import Credentials, client
+from checks.ops_access import Credentials
 
 PREFIX = "/ops/prometheus"
 EXPECTED_JOBS = {"website", "chat", "nginx", "postgres", "prometheus"}
@@ -45,17 +44,6 @@ class Api:
 
     def query(self, promql: str) -> Any:
         return self.get("query", query=promql)
-
-
-@pytest.fixture(scope="module")
-def credentials() -> Credentials:
-    return Credentials.from_env()
-
-
-@pytest.fixture(scope="module")
-def http() -> Iterator[httpx.Client]:
-    with client() as http:
-        yield http
 
 
 @pytest.fixture(scope="module")

@@ -7,23 +7,11 @@ Needs the stack up WITHOUT `--profile observability`; run explicitly:
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from ops_access import Credentials, client
-
-
-@pytest.fixture(scope="module")
-def credentials() -> Credentials:
-    return Credentials.from_env()
-
-
-@pytest.fixture(scope="module")
-def http() -> Iterator[httpx.Client]:
-    with client() as http:
-        yield http
+from checks.ops_access import Credentials
 
 
 def test_prometheus_not_running() -> None:

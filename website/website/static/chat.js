@@ -138,7 +138,7 @@
     const { token, ws_url: wsUrl } = await response.json();
     const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
     // The token rides in the subprotocol header, never in the URL (docs/design.md §4).
-    socket = new WebSocket(`${scheme}//${window.location.host}${wsUrl}`, [wire.subprotocol, `${wire.bearerPrefix}${token}`]);
+    socket = new WebSocket(`${scheme}//${window.location.host}${wsUrl}`, [wire.SUBPROTOCOL, `${wire.BEARER_PREFIX}${token}`]);
     socket.addEventListener("open", () => {
       retryDelay = 1000;
       setStatus("connected", "ok");
@@ -154,17 +154,17 @@
     });
     socket.addEventListener("close", (event) => {
       socket = null;
-      if (event.code === wire.close.roomDeleted) {
+      if (event.code === wire.CLOSE_ROOM_DELETED) {
         stopped = true;
         setStatus("this room was deleted", "bad");
         return;
       }
-      if (event.code === wire.close.sessionEnded) {
+      if (event.code === wire.CLOSE_SESSION_ENDED) {
         stopped = true;
         toLogin();
         return;
       }
-      if (event.code === wire.close.policyViolation) addEvent("You were disconnected for sending too fast.");
+      if (event.code === wire.CLOSE_POLICY_VIOLATION) addEvent("You were disconnected for sending too fast.");
       retry();
     });
   }

@@ -1,0 +1,1 @@
+"""Operational checks run one module at a time by ./ops/test (not collected by default)."""
