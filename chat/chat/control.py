@@ -1,6 +1,7 @@
 """Control commands from the website — close a deleted room, end a revoked user's sessions —
 and what they do to the open sockets. Knows no transport: whatever delivers a verified
-command (the HTTP control port today, a message bus when the chat scales out) calls apply()."""
+command (the HTTP control port today, a message bus when the chat scales out) calls apply().
+The contract: docs/design.md §5, "Control"."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """Upgrade gate of the client port: routing, Origin check and token authentication, all before
-the upgrade, so rejected clients get a plain HTTP answer and no socket is opened for them."""
+the upgrade, so rejected clients get a plain HTTP answer and no socket is opened for them
+(docs/design.md §5, "Handshake")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The website's signed notices: verified, they become control commands."""
+"""The website's signed notices (docs/design.md §4): verified, they become control commands."""
 
 from __future__ import annotations
 

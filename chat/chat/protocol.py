@@ -1,4 +1,5 @@
-"""Client frame parsing/validation and server frame builders (JSON text frames)."""
+"""Client frame parsing/validation and server frame builders: the JSON text frames of
+docs/design.md §5."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
 """The wire contract between website, browser and chat: values both services must agree on.
 
 Stdlib only and importing nothing from this package: a cross-service test loads this file by
-path and compares it with website/website/wire.py. The names in the first block are shared and
-fixed; the named members after it are the chat's own spelling of the same values.
+path and compares it with website/website/wire.py and docs/design.md §6. The names in the
+first block are shared and fixed; the named members after it are the chat's own spelling of
+the same values.
 """
 
 from __future__ import annotations
