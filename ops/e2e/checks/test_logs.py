@@ -5,7 +5,8 @@ ARTIFACTS_DIR (default /artifacts) holds logs-<service>.jsonl (from `docker comp
 suite). Every line of website, chat, migrate and nginx must be a JSON object with the
 required fields; no password, cookie, token or message text may appear in any log; and
 every request nginx sent to the website or the chat must be found in that service's log
-under nginx's request_id. A missing or empty file fails: nothing passes for lack of input.
+under nginx's request_id; no service logged an error and nginx answered no 5xx. A missing or
+empty file fails: nothing passes for lack of input.
 Run explicitly, after the suite and the log collection: `pytest checks/test_logs.py`."""
 
 from __future__ import annotations
@@ -106,6 +107,27 @@ def test_service_lines_carry_required_fields(artifacts: Path, service: str) -> N
 def test_service_wrote_something(artifacts: Path, service: str) -> None:
     records, _ = parse(artifacts / f"logs-{service}.jsonl")
     assert records, f"logs-{service}.jsonl holds no JSON log line"
+
+
+@pytest.mark.parametrize("service", WRITERS)
+def test_service_logged_no_error(artifacts: Path, service: str) -> None:
+    """The suite's hostile input gets answers, never failures: no line at error level."""
+    records, _ = parse(artifacts / f"logs-{service}.jsonl")
+    errors = [
+        f"{service}: {r}" for r in records if str(r.get("level")).lower() in ("error", "critical")
+    ]
+    assert not errors, report(errors)
+
+
+def test_nginx_answered_no_5xx(artifacts: Path) -> None:
+    """Whatever the suite sent, nothing failed on the server side."""
+    records, _ = parse(artifacts / "access.log")
+    failed = [
+        f"{r.get('status')} {r.get('method')} {r.get('uri')} ({r.get('upstream_addr')})"
+        for r in records
+        if int(r.get("status", 0)) >= 500
+    ]
+    assert not failed, report(failed)
 
 
 @pytest.mark.parametrize("name", NGINX_FILES)
