@@ -1,10 +1,11 @@
-"""Live check of the observability profile, through nginx like an operator's browser.
+"""Live check of the monitoring services (PARLEY_OBSERVABILITY=1), through nginx like an
+operator's browser.
 
 /ops/prometheus/ refuses missing or wrong credentials; with the generated ones every scrape
 target (website, each chat replica, the nginx and postgres exporters, prometheus) is up
 within WAIT seconds (default 90), the alerting and recording rules are loaded and evaluated,
 the broadcast-latency quantile queries succeed, the classic UI is served and Prometheus' own
-/metrics stays hidden. Needs the stack up with `--profile observability`; run explicitly:
+/metrics stays hidden. Needs the stack up with PARLEY_OBSERVABILITY=1; run explicitly:
 `pytest checks/test_observability.py`. The tests run in file order: the rule checks come
 after the wait for the targets."""
 

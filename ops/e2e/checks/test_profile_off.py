@@ -1,7 +1,7 @@
-"""With the observability profile off, nginx still starts and serves the site, and
+"""With monitoring off (no PARLEY_OBSERVABILITY=1), nginx still starts and serves the site, and
 /ops/prometheus/ answers the friendly 503 page (after basic auth) instead of failing.
 
-Needs the stack up WITHOUT `--profile observability`; run explicitly:
+Needs the stack up without PARLEY_OBSERVABILITY=1; run explicitly:
 `pytest checks/test_profile_off.py`."""
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from checks.ops_access import Credentials
 
 
 def test_prometheus_not_running() -> None:
-    # Compose's DNS knows only running containers: a name that resolves means the profile is on.
+    # Compose's DNS knows only running containers: a name that resolves means monitoring is on.
     try:
         found = socket.getaddrinfo("prometheus", 9090)
     except socket.gaierror:
         return
     addresses = sorted({str(info[4][0]) for info in found})
-    pytest.fail(f"prometheus is running at {addresses}: start the stack without the profile")
+    pytest.fail(f"prometheus is running at {addresses}: start without PARLEY_OBSERVABILITY=1")
 
 
 def test_site_served(http: httpx.Client) -> None:
