@@ -202,6 +202,8 @@ if [[ -r $MONITOR_PASSWORD_FILE && -s $MONITOR_PASSWORD_FILE ]]; then
 SET log_statement = 'none';
 SET log_min_error_statement = 'panic';
 SET log_min_duration_statement = -1;
+-- GRANT of a role already granted says so in a NOTICE, a plain-text line in the JSON log.
+SET client_min_messages = warning;
 \getenv monitor_pw PARLEY_MONITOR_PASSWORD
 SELECT NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'parley_monitor') AS create_role \gset
 \if :create_role
