@@ -107,7 +107,8 @@ async def test_rows_can_be_read_and_written(db: AsyncSession) -> None:
 
 async def test_the_role_carries_its_timeouts(db: AsyncSession) -> None:
     assert await scalar(db, "SHOW statement_timeout") == STATEMENT_TIMEOUT
-    assert await scalar(db, "SHOW idle_in_transaction_session_timeout") == IDLE_IN_TRANSACTION_TIMEOUT
+    idle = await scalar(db, "SHOW idle_in_transaction_session_timeout")
+    assert idle == IDLE_IN_TRANSACTION_TIMEOUT
 
 
 async def test_a_statement_over_the_timeout_is_cancelled(db: AsyncSession) -> None:
