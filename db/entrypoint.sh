@@ -3,22 +3,30 @@
 #
 # `postgres [args]` (the default CMD):
 #   1. as root: create $PGDATA inside the bind mount, give it to postgres (0700), read
-#      the password secret (uid 10001, mode 0400: readable by root only here);
+#      the two password secrets (uid 10001, mode 0400: readable by root only here);
 #   2. first start only: initdb (peer for the local superuser, SCRAM-SHA-256 for the rest);
 #   3. every start: a temporary server on the Unix socket only (no TCP, so healthchecks
-#      stay red) makes sure the app role and database exist and (re)sets the role's
-#      password from the secret — a regenerated secret volume keeps working with old data;
+#      stay red) brings the roles to one state (db/README.md, "Roles and rights"): the
+#      schema owner (migrations) and the app role (data rights only) exist with the
+#      passwords from the secrets, the owner owns the database and every object the app
+#      role owned before (the single-role layout), and the app role's grants and timeouts
+#      are re-applied. Idempotent: a fresh cluster and an upgraded one end up the same;
 #   4. exec the real server as `postgres` (PID 1; STOPSIGNAL SIGINT = fast shutdown).
 # Any other command (e.g. `psql ...`) is exec'd unchanged.
 #
-# The password never appears on a command line, in the server log or on stdout: it goes
-# to psql through its environment and is interpolated as a quoted literal (:'pw').
+# Passwords never appear on a command line, in the server log or on stdout: they go to
+# psql through its environment and are interpolated as quoted literals (:'pw').
 set -euo pipefail
 
 PGDATA=${PGDATA:-/var/lib/postgresql/data/pg17}
-POSTGRES_USER=${POSTGRES_USER:-parley}
+POSTGRES_USER=${POSTGRES_USER:-parley}             # the app role: data rights only
+POSTGRES_PASSWORD_FILE=${POSTGRES_PASSWORD_FILE:-/run/secrets/db-app/app_password}
+POSTGRES_OWNER=${POSTGRES_OWNER:-parley_owner}     # owns the database and schema: migrations
+POSTGRES_OWNER_PASSWORD_FILE=${POSTGRES_OWNER_PASSWORD_FILE:-/run/secrets/db-owner/owner_password}
 POSTGRES_DB=${POSTGRES_DB:-parley}
-POSTGRES_PASSWORD_FILE=${POSTGRES_PASSWORD_FILE:-/run/secrets/db_password}
+# The app role's bounds (db/README.md): no statement runs longer, no transaction idles longer.
+APP_STATEMENT_TIMEOUT=${APP_STATEMENT_TIMEOUT:-5s}
+APP_IDLE_IN_TRANSACTION_TIMEOUT=${APP_IDLE_IN_TRANSACTION_TIMEOUT:-10s}
 MONITOR_PASSWORD_FILE=${MONITOR_PASSWORD_FILE:-/run/monitor/monitor_password}
 PARLEY_CONF=/etc/postgresql/parley/postgresql.conf
 PG_MAJOR=17
@@ -62,11 +70,18 @@ if [[ $(id -u) == 0 ]]; then
   install -d -o postgres -g postgres -m 2775 /var/run/postgresql
 fi
 
-# --- password secret -------------------------------------------------------------------
-[[ -r $POSTGRES_PASSWORD_FILE ]] || die "password file missing or unreadable" "$POSTGRES_PASSWORD_FILE"
-db_password=$(<"$POSTGRES_PASSWORD_FILE")
-db_password=${db_password%%[[:space:]]*} # the file is one token; drop a trailing newline
-[[ -n $db_password ]] || die "password file is empty" "$POSTGRES_PASSWORD_FILE"
+# --- password secrets ------------------------------------------------------------------
+read_secret() { # read_secret FILE — prints the file's one token (no trailing newline)
+  local value
+  [[ -r $1 ]] || die "password file missing or unreadable" "$1"
+  value=$(<"$1")
+  value=${value%%[[:space:]]*}
+  [[ -n $value ]] || die "password file is empty" "$1"
+  printf '%s' "$value"
+}
+[[ $POSTGRES_OWNER != "$POSTGRES_USER" ]] || die "the owner and the app role must differ" "$POSTGRES_USER"
+owner_password=$(read_secret "$POSTGRES_OWNER_PASSWORD_FILE")
+app_password=$(read_secret "$POSTGRES_PASSWORD_FILE")
 
 # --- 2. first start: initdb --------------------------------------------------------------
 if [[ -s $PGDATA/PG_VERSION ]]; then
@@ -99,40 +114,84 @@ EOF
 # Unused: hba_file points to /etc/postgresql/parley/pg_hba.conf (db/pg_hba.conf in the repository).
 EOF
 
-# --- 3. role and database, on a socket-only temporary server -----------------------------
+# --- 3. roles, database and grants, on a socket-only temporary server --------------------
 log info "starting temporary server (socket only)"
 "${as_pg[@]}" pg_ctl --pgdata="$PGDATA" --wait --timeout=120 --silent \
   --options="-c listen_addresses='' -c log_checkpoints=off" start
 stop_temp() { "${as_pg[@]}" pg_ctl --pgdata="$PGDATA" --wait --silent --mode=fast stop || true; }
 trap stop_temp EXIT
 
-# \getenv reads the password from psql's environment (never argv); the SET lines keep
-# the statement text, which contains it as a literal, out of the server log even if a
-# statement fails.
-PARLEY_DB_PASSWORD=$db_password "${as_pg[@]}" psql --no-psqlrc --quiet --set=ON_ERROR_STOP=1 \
+# \getenv reads the passwords from psql's environment (never argv); the SET lines keep
+# the statement text, which contains them as literals, out of the server log even if a
+# statement fails. One transaction per database: a failure leaves the old state whole.
+PARLEY_OWNER_PASSWORD=$owner_password PARLEY_APP_PASSWORD=$app_password \
+  "${as_pg[@]}" psql --no-psqlrc --quiet --set=ON_ERROR_STOP=1 \
   --username=postgres --dbname=postgres \
-  --set=app_user="$POSTGRES_USER" --set=app_db="$POSTGRES_DB" <<'SQL'
+  --set=owner="$POSTGRES_OWNER" --set=app_user="$POSTGRES_USER" --set=app_db="$POSTGRES_DB" \
+  --set=statement_timeout="$APP_STATEMENT_TIMEOUT" \
+  --set=idle_timeout="$APP_IDLE_IN_TRANSACTION_TIMEOUT" <<'SQL'
 SET log_statement = 'none';
 SET log_min_error_statement = 'panic';
 SET log_min_duration_statement = -1;
-\getenv app_pw PARLEY_DB_PASSWORD
+\getenv owner_pw PARLEY_OWNER_PASSWORD
+\getenv app_pw PARLEY_APP_PASSWORD
 
-SELECT NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'app_user') AS create_role \gset
-\if :create_role
-  CREATE ROLE :"app_user" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE;
+-- Roles: plain logins, nothing more; the passwords always follow the secret files.
+BEGIN;
+SELECT NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'owner') AS create_owner \gset
+\if :create_owner
+  CREATE ROLE :"owner";
 \endif
-ALTER ROLE :"app_user" WITH LOGIN PASSWORD :'app_pw';
+ALTER ROLE :"owner" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS
+  INHERIT PASSWORD :'owner_pw';
+SELECT NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'app_user') AS create_app \gset
+\if :create_app
+  CREATE ROLE :"app_user";
+\endif
+ALTER ROLE :"app_user" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS
+  INHERIT PASSWORD :'app_pw';
+\unset owner_pw
 \unset app_pw
+-- The app role's bounds, applied to each of its new sessions.
+ALTER ROLE :"app_user" SET statement_timeout = :'statement_timeout';
+ALTER ROLE :"app_user" SET idle_in_transaction_session_timeout = :'idle_timeout';
+COMMIT;
 
 SELECT NOT EXISTS (SELECT FROM pg_database WHERE datname = :'app_db') AS create_db \gset
 \if :create_db
-  -- The owner gets everything, including the public schema (owned by pg_database_owner
-  -- since PostgreSQL 15, where PUBLIC has no CREATE). Other roles may not even connect.
-  CREATE DATABASE :"app_db" OWNER :"app_user";
-  REVOKE ALL ON DATABASE :"app_db" FROM PUBLIC;
+  CREATE DATABASE :"app_db" OWNER :"owner";
 \endif
+
+\connect :"app_db"
+SET log_statement = 'none';
+BEGIN;
+-- Upgrade from the single-role layout (the app role owned the database, its tables and
+-- alembic_version): hand everything it owns here, and the database, to the owner.
+-- Nothing to do once it owns nothing.
+REASSIGN OWNED BY :"app_user" TO :"owner";
+ALTER DATABASE :"app_db" OWNER TO :"owner";
+-- The database: only the app role (and the monitoring role, below) may connect; no
+-- temporary tables, no new schemas.
+REVOKE ALL ON DATABASE :"app_db" FROM PUBLIC, :"app_user";
+GRANT CONNECT ON DATABASE :"app_db" TO :"app_user";
+-- The schema (owned by pg_database_owner, i.e. the owner role): usage, never CREATE.
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+REVOKE ALL ON SCHEMA public FROM :"app_user";
+GRANT USAGE ON SCHEMA public TO :"app_user";
+-- Existing tables and sequences: rows only (no TRUNCATE, REFERENCES or TRIGGER). Revoked
+-- first so the grants are exactly these, whatever was there before.
+REVOKE ALL ON ALL TABLES IN SCHEMA public FROM :"app_user";
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO :"app_user";
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM :"app_user";
+GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO :"app_user";
+-- Tables and sequences that later migrations create (as the owner) get the same rights.
+ALTER DEFAULT PRIVILEGES FOR ROLE :"owner" IN SCHEMA public
+  GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO :"app_user";
+ALTER DEFAULT PRIVILEGES FOR ROLE :"owner" IN SCHEMA public
+  GRANT USAGE, SELECT ON SEQUENCES TO :"app_user";
+COMMIT;
 SQL
-unset db_password
+unset owner_password app_password
 
 # The read-only monitoring role for the postgres exporter (observability profile), when its
 # secret is mounted: pg_monitor can read statistics, never the application's rows.
@@ -143,6 +202,8 @@ if [[ -r $MONITOR_PASSWORD_FILE && -s $MONITOR_PASSWORD_FILE ]]; then
 SET log_statement = 'none';
 SET log_min_error_statement = 'panic';
 SET log_min_duration_statement = -1;
+-- GRANT of a role already granted says so in a NOTICE, a plain-text line in the JSON log.
+SET client_min_messages = warning;
 \getenv monitor_pw PARLEY_MONITOR_PASSWORD
 SELECT NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'parley_monitor') AS create_role \gset
 \if :create_role
@@ -158,7 +219,7 @@ fi
 
 trap - EXIT
 stop_temp
-log info "role and database ready" "role=$POSTGRES_USER database=$POSTGRES_DB"
+log info "roles and database ready" "owner=$POSTGRES_OWNER app=$POSTGRES_USER database=$POSTGRES_DB"
 
 # --- 4. the server ---------------------------------------------------------------------
 exec "${as_pg[@]}" "$@"
