@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 
-from tests.utils import Browser, unique_room
+from tests.utils import PASSWORD, Browser, open_browser, unique_room
 from website.deps import UNSAFE_METHODS, csrf_protect
 
 REFUSED = {"detail": "Invalid or missing CSRF token."}
@@ -33,7 +33,9 @@ def _calls(dependant: Dependant) -> Iterator[Callable[..., Any] | None]:
 
 def test_every_unsafe_route_depends_on_the_csrf_check(app: FastAPI) -> None:
     routes = list(_unsafe_routes(app))
-    assert len(routes) >= 6, routes  # register, login, logout, rooms, delete, token
+    # register, login, logout, rooms, delete, token, password change
+    assert len(routes) >= 7, routes
+    assert ("POST", "/account/password") in {(method, path) for method, path, _ in routes}
     for method, path, route in routes:
         assert csrf_protect in _calls(route.dependant), f"{method} {path}"
 
@@ -46,7 +48,15 @@ async def test_unsafe_routes_refuse_missing_and_wrong_tokens(
     before = (await user.http.get("/api/rooms")).json()
     wrong = await other.csrf()  # a real token, of someone else's session
     new_room = unique_room()
-    form = {"name": new_room, "title": "t", "email": user.email, "password": "x" * 12}
+    form = {
+        "name": new_room,
+        "title": "t",
+        "email": user.email,
+        "password": "x" * 12,
+        "current_password": PASSWORD,
+        "new_password": "y" * 12,
+        "new_password_again": "y" * 12,
+    }
     routes = list(_unsafe_routes(app))
     assert len(routes) >= 6, routes
     for method, template, route in routes:
@@ -61,8 +71,10 @@ async def test_unsafe_routes_refuse_missing_and_wrong_tokens(
             response = await user.http.request(method, path, **attempt)
             assert response.status_code == 403, (method, path, attempt, response.text)
             assert response.json() == REFUSED, (method, path)
-    # Nothing happened: still logged in, same rooms, the room still there.
+    # Nothing happened: still logged in, same rooms, the room still there, same password.
     assert (await user.http.get("/rooms")).status_code == 200
+    async with open_browser(app) as again:
+        assert (await again.login(user.email, PASSWORD)).status_code == 303
     assert (await user.http.get("/api/rooms")).json() == before
     assert (await user.http.get(f"/rooms/{room}")).status_code == 200
     assert new_room not in {r["name"] for r in before}

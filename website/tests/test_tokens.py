@@ -1,5 +1,6 @@
 """Chat tokens (docs/design.md §4) and the JWKS the chat service verifies them with."""
 
+import hashlib
 import uuid
 from typing import Any
 
@@ -10,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.utils import Browser, unique_room
 from website.models import User
+from website.sessions import COOKIE_NAME
 from website.tokens import TokenIssuer
 
 
@@ -38,7 +40,11 @@ async def test_token_claims_exactly_as_designed(user: Browser) -> None:
     header = jwt.get_unverified_header(body["token"])
     assert header["alg"] == "EdDSA" and header["kid"]
     claims = await _verify(user, body["token"])
-    assert set(claims) == {"iss", "aud", "sub", "email", "name", "room", "iat", "nbf", "exp", "jti"}
+    expected = {"iss", "aud", "sub", "email", "name", "room", "sid", "iat", "nbf", "exp", "jti"}
+    assert set(claims) == expected
+    # sid: the session's handle, the first 8 bytes of the hash the database keeps (no secret).
+    session_hash = hashlib.sha256(user.http.cookies[COOKIE_NAME].encode()).digest()
+    assert claims["sid"] == session_hash[:8].hex()
     assert claims["room"] == room and claims["email"] == user.email
     assert claims["name"] == user.name
     assert claims["exp"] - claims["iat"] == body["expires_in"] <= 120

@@ -41,8 +41,10 @@ async def test_the_chat_page_gets_the_contract_as_data_not_script(user: Browser)
         "BEARER_PREFIX": "bearer.",
         "MAX_TEXT_CHARS": 2000,
         "CLOSE_POLICY_VIOLATION": 1008,
+        "CLOSE_SLOW_CONSUMER": 4008,
         "CLOSE_SESSION_ENDED": 4401,
         "CLOSE_ROOM_DELETED": 4404,
+        "CLOSE_TOO_MANY_CONNECTIONS": 4429,
     }
     assert f'maxlength="{wire.MAX_TEXT_CHARS}"' in page
     assert "onsubmit=" not in page and "onclick=" not in page

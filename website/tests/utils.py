@@ -1,12 +1,18 @@
 """Helpers for the tests: a scripted browser, unique names, the shared password."""
 
+import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
+import jwt
 from fastapi import FastAPI
+
+from website.app import create_app
+from website.config import Settings
 
 PASSWORD = "correct horse battery"
 _META_CSRF = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
@@ -63,7 +69,50 @@ async def running(app: FastAPI) -> AsyncIterator[FastAPI]:
 
 
 @asynccontextmanager
-async def open_browser(app: FastAPI) -> AsyncIterator[Browser]:
+async def open_browser(app: FastAPI, base_url: str = "http://testserver") -> AsyncIterator[Browser]:
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
         yield Browser(client)
+
+
+class ControlPort:
+    """A real listener standing in for the chat's control port: records each request's path
+    and notice claims (unverified: the chat's own tests check verification) and answers 200."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.url = ""
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        async with asyncio.timeout(5):
+            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+        request_line, *lines = head.split("\r\n")
+        path = request_line.split(" ")[1]
+        headers = dict(line.split(": ", 1) for line in lines if ": " in line)
+        token = headers.get("authorization", headers.get("Authorization", "")).removeprefix(
+            "Bearer "
+        )
+        self.calls.append((path, jwt.decode(token, options={"verify_signature": False})))
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\nConnection: close\r\n\r\nclosed 0\n")
+        await writer.drain()
+        writer.close()
+
+    def revoked(self) -> list[dict[str, Any]]:
+        return [claims for path, claims in self.calls if path.startswith("/users/")]
+
+
+@asynccontextmanager
+async def control_port() -> AsyncIterator[ControlPort]:
+    port = ControlPort()
+    server = await asyncio.start_server(port._serve, "127.0.0.1", 0)
+    host, number = server.sockets[0].getsockname()[:2]
+    port.url = f"http://{host}:{number}"
+    async with server:
+        yield port
+
+
+@asynccontextmanager
+async def app_with(settings: Settings, **changes: Any) -> AsyncIterator[FastAPI]:
+    """A separate app (own lifespan, throttles, hasher) with some settings changed."""
+    async with running(create_app(settings.model_copy(update=changes))) as app:
+        yield app

@@ -14,12 +14,15 @@ def main() -> None:
     configure_tracer_provider()
     settings = Settings()
     start_http_server(settings.metrics_port)
+    # X-Forwarded-* are trusted only from FORWARDED_ALLOW_IPS: without it, a client's own
+    # headers could choose its address. HTTPS is known from PUBLIC_URL, not from a header.
+    trusted = settings.forwarded_allow_ips.strip()
     uvicorn.run(
         create_app(settings),
         host=settings.host,
         port=settings.port,
-        proxy_headers=True,
-        forwarded_allow_ips="*",  # only nginx can reach this port
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted or None,
         log_config=None,
         access_log=False,
         server_header=False,

@@ -27,11 +27,12 @@ class ChatControl:
         notice = self._issuer.issue_room_deleted(room)
         await self._notify(f"/rooms/{room}/deleted", notice, "room deletion", room=room)
 
-    async def user_revoked(self, user_id: uuid.UUID) -> None:
-        """All the user's sockets, in every room and tab, close with 4401."""
-        notice = self._issuer.issue_user_revoked(user_id)
+    async def user_revoked(self, user_id: uuid.UUID, sid: str | None = None) -> None:
+        """The user's sockets close with 4401: all of them, or with `sid` that session's."""
+        notice = self._issuer.issue_user_revoked(user_id, sid)
         path = f"/users/{user_id}/revoked"
-        await self._notify(path, notice, "user revocation", user_id=str(user_id))
+        fields = {"user_id": str(user_id)} | ({"sid": sid} if sid else {})
+        await self._notify(path, notice, "user revocation", **fields)
 
     async def _notify(self, path: str, notice: str, what: str, **fields: str) -> None:
         headers = {"Authorization": f"Bearer {notice}"}

@@ -15,6 +15,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
         settings.database_url(),
         pool_size=settings.database_pool_size,
         pool_pre_ping=True,
+        # Bound values stay out of error messages and logs (they may be passwords or tokens).
+        hide_parameters=True,
     )
 
 

@@ -11,16 +11,19 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from website import cookies
 from website.chat_control import ChatControl
 from website.config import Settings
 from website.csrf import check_csrf, submitted_token
+from website.forms import UNSAFE_METHODS, check_body
 from website.models import Room, User, UserSession
+from website.passwords import Hasher
 from website.rooms import get_room
 from website.services import Services
-from website.sessions import COOKIE_NAME, load_session
+from website.sessions import load_session
 from website.tokens import TokenIssuer
 
-UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+__all__ = ["UNSAFE_METHODS"]
 
 
 class Redirect(Exception):
@@ -60,7 +63,12 @@ def get_chat_control(services: AppServices) -> ChatControl:
     return services.chat_control
 
 
+def get_hasher(services: AppServices) -> Hasher:
+    return services.hasher
+
+
 Db = Annotated[AsyncSession, Depends(get_db)]
+PasswordHasher = Annotated[Hasher, Depends(get_hasher)]
 Issuer = Annotated[TokenIssuer, Depends(get_issuer)]
 Chat = Annotated[ChatControl, Depends(get_chat_control)]
 
@@ -70,7 +78,8 @@ Chat = Annotated[ChatControl, Depends(get_chat_control)]
 
 async def load_caller(request: Request, db: Db, settings: AppSettings) -> UserSession | None:
     """Look the session cookie up once per request; templates read it from request.state."""
-    session = await load_session(db, request.cookies.get(COOKIE_NAME), settings)
+    cookie = request.cookies.get(cookies.session_name(settings))
+    session = await load_session(db, cookie, settings)
     request.state.session = session
     return session
 
@@ -99,9 +108,25 @@ def live_session(caller: Caller) -> UserSession:
     return caller
 
 
+def api_session(caller: Caller) -> UserSession:
+    """The caller's session, for the API (its sid goes into chat tokens)."""
+    if caller is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Log in first.")
+    return caller
+
+
+def page_session(request: Request, caller: Caller) -> UserSession:
+    """The caller's session, for pages that act on it (password change)."""
+    page_user(request, caller)
+    assert caller is not None
+    return caller
+
+
 PageUser = Annotated[User, Depends(page_user)]
 ApiUser = Annotated[User, Depends(api_user)]
 LiveSession = Annotated[UserSession, Depends(live_session)]
+ApiSession = Annotated[UserSession, Depends(api_session)]
+PageSession = Annotated[UserSession, Depends(page_session)]
 
 
 # --- the resource -----------------------------------------------------------------------
@@ -136,10 +161,15 @@ async def csrf_protect(request: Request, caller: Caller) -> None:
 
 
 def protected_router(*guards: Callable[..., Any], prefix: str = "") -> APIRouter:
-    """A router whose routes run these guards first, then the CSRF check.
+    """A router whose routes run these guards first, then the CSRF check, then the body check.
 
     Guards go first so that a logged-out caller gets today's answer (a login redirect, 401)
-    rather than a CSRF refusal; CSRF is always last and always there.
+    rather than a CSRF refusal; CSRF always comes before anything looks at what was sent, and
+    the body check (forms.check_body: encoding, clean text) comes before any route reads it.
     """
-    dependencies = [*(Depends(guard) for guard in guards), Depends(csrf_protect)]
+    dependencies = [
+        *(Depends(guard) for guard in guards),
+        Depends(csrf_protect),
+        Depends(check_body),
+    ]
     return APIRouter(prefix=prefix, dependencies=dependencies)

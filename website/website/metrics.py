@@ -29,3 +29,13 @@ def track_pool(pool: QueuePool) -> None:
     DB_POOL_SIZE.set_function(pool.size)
     DB_POOL_CHECKED_OUT.set_function(pool.checkedout)
     DB_POOL_OVERFLOW.set_function(lambda: max(pool.overflow(), 0))
+
+
+THROTTLED = Counter(
+    "website_throttled_total", "Requests refused by a per-account throttle (429)", ["kind"]
+)
+for _kind in ("login", "register"):
+    THROTTLED.labels(_kind)
+HASH_BUSY = Counter(
+    "website_hash_busy_total", "Requests refused because every password-hashing slot was taken"
+)

@@ -6,6 +6,8 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from website.chat_control import ChatControl
+from website.passwords import Hasher
+from website.throttle import Throttle
 from website.tokens import TokenIssuer
 
 
@@ -16,3 +18,6 @@ class Services:
     issuer: TokenIssuer
     http: httpx.AsyncClient
     chat_control: ChatControl
+    hasher: Hasher
+    login_throttle: Throttle
+    register_throttle: Throttle

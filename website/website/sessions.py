@@ -2,16 +2,20 @@
 
 import hashlib
 import secrets
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from website.config import Settings
+from website.cookies import SESSION
 from website.models import User, UserSession
 
-COOKIE_NAME = "parley_session"
+COOKIE_NAME = SESSION  # the name over plain HTTP; cookies.session_name() decides
+# Our ids are 43 characters; anything much longer is not one of ours and is not looked up.
+_MAX_COOKIE_CHARS = 64
 # Writing last_seen_at on every request would turn each page view into a write.
 _TOUCH_INTERVAL = timedelta(seconds=60)
 
@@ -28,6 +32,11 @@ def _hash(session_id: str) -> bytes:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def sid_of(id_hash: bytes) -> str:
+    """The session's handle in chat tokens and revocations: no secret, just a label."""
+    return id_hash[:8].hex()
 
 
 async def create_session(db: AsyncSession, user: User, settings: Settings) -> NewSession:
@@ -51,7 +60,7 @@ async def load_session(
     db: AsyncSession, session_id: str | None, settings: Settings
 ) -> UserSession | None:
     """The live session for this cookie value, or None; expired sessions are deleted."""
-    if not session_id:
+    if not session_id or len(session_id) > _MAX_COOKIE_CHARS:
         return None
     row = await db.scalar(select(UserSession).where(UserSession.id_hash == _hash(session_id)))
     if row is None:
@@ -72,3 +81,43 @@ async def delete_session(db: AsyncSession, session_id: str | None) -> None:
     if session_id:
         await db.execute(delete(UserSession).where(UserSession.id_hash == _hash(session_id)))
         await db.commit()
+
+
+async def delete_other_sessions(db: AsyncSession, user_id: uuid.UUID, keep: bytes) -> list[str]:
+    """Delete every session of the user but `keep`; the sids of those deleted."""
+    deleted = await db.scalars(
+        delete(UserSession)
+        .where(UserSession.user_id == user_id, UserSession.id_hash != keep)
+        .returning(UserSession.id_hash)
+    )
+    sids = [sid_of(id_hash) for id_hash in deleted]
+    await db.commit()
+    return sids
+
+
+async def delete_user_sessions(db: AsyncSession, user_id: uuid.UUID) -> int:
+    deleted = await db.scalars(
+        delete(UserSession).where(UserSession.user_id == user_id).returning(UserSession.id_hash)
+    )
+    count = len(list(deleted))
+    await db.commit()
+    return count
+
+
+async def purge_expired(db: AsyncSession, settings: Settings, batch: int) -> int:
+    """Delete at most `batch` expired sessions (absolute or idle); how many went."""
+    now = _now()
+    idle_cutoff = now - timedelta(seconds=settings.session_idle_seconds)
+    expired = (
+        select(UserSession.id_hash)
+        .where(or_(UserSession.expires_at <= now, UserSession.last_seen_at <= idle_cutoff))
+        .limit(batch)
+    )
+    deleted = await db.scalars(
+        delete(UserSession)
+        .where(UserSession.id_hash.in_(expired.scalar_subquery()))
+        .returning(UserSession.id_hash)
+    )
+    count = len(list(deleted))
+    await db.commit()
+    return count

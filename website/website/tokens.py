@@ -42,18 +42,26 @@ class TokenIssuer:
             raise TypeError("the chat token signing key must be Ed25519")
         return cls(key, ttl_seconds)
 
-    def issue(self, user: User, room: Room) -> str:
-        """A user's token to join one room's chat (never carries `purpose`)."""
+    def issue(self, user: User, room: Room, sid: str | None = None) -> str:
+        """A user's token to join one room's chat (never carries `purpose`).
+
+        `sid` names the website session that asked, so one session's sockets can be revoked.
+        """
         claims = {"sub": str(user.id), "email": user.email, "name": user.display_name}
-        return self._sign(claims | {"room": room.name}, self.ttl_seconds)
+        claims |= {"room": room.name} | ({"sid": sid} if sid else {})
+        return self._sign(claims, self.ttl_seconds)
 
     def issue_room_deleted(self, room: str) -> str:
         """The notice that a room is gone: the chat closes its sockets with 4404."""
         return self._notice(NOTICE_ROOM_DELETED, {"room": room})
 
-    def issue_user_revoked(self, user_id: uuid.UUID) -> str:
-        """The notice that a user's sessions ended: the chat closes their sockets with 4401."""
-        return self._notice(NOTICE_USER_REVOKED, {"user": str(user_id)})
+    def issue_user_revoked(self, user_id: uuid.UUID, sid: str | None = None) -> str:
+        """The notice that a user's sessions ended: the chat closes their sockets with 4401.
+
+        With `sid`, only the sockets opened with that session's tokens close.
+        """
+        subject = {"user": str(user_id)} | ({"sid": sid} if sid else {})
+        return self._notice(NOTICE_USER_REVOKED, subject)
 
     def _notice(self, purpose: str, subject: Claims) -> str:
         claims = {"sub": TOKEN_ISSUER, "purpose": purpose} | subject

@@ -29,8 +29,10 @@ ERROR_CODES = ("bad_message", "too_long", "rate_limited")
 CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY_VIOLATION = 1008
 CLOSE_MESSAGE_TOO_BIG = 1009
+CLOSE_SLOW_CONSUMER = 4008  # fell behind: buffer over the bound, or no pong in time
 CLOSE_SESSION_ENDED = 4401
 CLOSE_ROOM_DELETED = 4404
+CLOSE_TOO_MANY_CONNECTIONS = 4429  # the user's per-user socket cap; sent before welcome
 
 # Limits.
 MAX_FRAME_BYTES = 16384

@@ -234,6 +234,14 @@ def error_text(response: httpx.Response) -> str:
     return " ".join(node.text.split()) if node else ""
 
 
+_LINK = re.compile(r'<([^>]+)>;\s*rel="(next|prev)"')
+
+
+def follow_links(response: httpx.Response) -> dict[str, str]:
+    """The next/prev targets of a paged answer's Link header (RFC 8288)."""
+    return {rel: url for url, rel in _LINK.findall(response.headers.get("link", ""))}
+
+
 def path_of(location: str | None) -> str:
     return urlsplit(location or "").path
 
@@ -381,11 +389,19 @@ class Client:
             assert response.status_code == expect, describe(response)
         return response
 
-    async def api_rooms(self) -> list[Json]:
-        response = await self.http.get("/api/rooms")
-        assert response.status_code == 200, describe(response)
-        rooms: list[Json] = response.json()
-        assert isinstance(rooms, list), describe(response)
+    async def api_rooms(self, max_pages: int = 50) -> list[Json]:
+        """Every room, following the API's Link rel="next" pages (at most max_pages)."""
+        rooms: list[Json] = []
+        path: str | None = "/api/rooms?limit=100"
+        for _ in range(max_pages):
+            if path is None:
+                break
+            response = await self.http.get(path)
+            assert response.status_code == 200, describe(response)
+            page = response.json()
+            assert isinstance(page, list), describe(response)
+            rooms.extend(page)
+            path = follow_links(response).get("next")
         return rooms
 
     async def room_names(self) -> set[str]:

@@ -1,16 +1,28 @@
 """Accounts: the front page, registration, login and logout (docs/design.md §3)."""
 
+import math
 from typing import Annotated
 
 from fastapi import Form, Request, status
 from fastapi.responses import Response
 
-from website import users
-from website.deps import AppSettings, Caller, Db, LiveSession, live_session, protected_router
+from website import cookies, users
+from website.deps import (
+    AppServices,
+    AppSettings,
+    Caller,
+    Chat,
+    Db,
+    LiveSession,
+    PasswordHasher,
+    live_session,
+    protected_router,
+)
 from website.logging import get_logger
-from website.metrics import LOGINS
+from website.metrics import LOGINS, THROTTLED
 from website.models import User
-from website.sessions import COOKIE_NAME, create_session, delete_session
+from website.passwords import HasherBusy
+from website.sessions import create_session, delete_session, sid_of
 from website.templating import render, see_other
 
 router = protected_router()
@@ -28,20 +40,38 @@ def _safe_next(target: str | None) -> str:
     return "/rooms"
 
 
+def throttled_message(retry_after: int) -> str:
+    # Said of the address, whether or not an account has it: the answer reveals nothing.
+    minutes = math.ceil(retry_after / 60)
+    wait = f"{minutes} minute{'s' if minutes != 1 else ''}"
+    return f"Too many attempts for this email address. Please wait {wait} and try again."
+
+
+def throttled(request: Request, template: str, retry_after: int, **context: str) -> Response:
+    response = render(
+        request,
+        template,
+        status.HTTP_429_TOO_MANY_REQUESTS,
+        error=throttled_message(retry_after),
+        **context,
+    )
+    response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
 async def _start_session(
     request: Request, db: Db, settings: AppSettings, user: User, target: str
 ) -> Response:
     # Rotate: whatever session id the browser held before is dropped for a fresh one.
-    await delete_session(db, request.cookies.get(COOKIE_NAME))
+    await delete_session(db, request.cookies.get(cookies.session_name(settings)))
     new = await create_session(db, user, settings)
     response = see_other(target)
-    response.set_cookie(
-        COOKIE_NAME,
+    cookies.set_cookie(
+        settings,
+        response,
+        cookies.session_name(settings),
         new.cookie_value,
         max_age=settings.session_absolute_seconds,
-        httponly=True,
-        samesite="lax",
-        secure=request.url.scheme == "https",
     )
     return response
 
@@ -63,21 +93,26 @@ async def register(
     request: Request,
     db: Db,
     settings: AppSettings,
+    services: AppServices,
+    hasher: PasswordHasher,
     email: FormStr = "",
     display_name: FormStr = "",
     password: FormStr = "",
 ) -> Response:
+    kept = {"email": email, "display_name": display_name}
+    key = users.throttle_key(email)
+    retry_after = services.register_throttle.attempt(key)
+    if retry_after is not None:
+        THROTTLED.labels("register").inc()
+        log.info("registration throttled")
+        return throttled(request, "register.html", retry_after, **kept)
     try:
-        user = await users.register(db, email, display_name, password)
+        user = await users.register(db, hasher, email, display_name, password)
     except users.RegistrationError as exc:
-        return render(
-            request,
-            "register.html",
-            status.HTTP_400_BAD_REQUEST,
-            error=str(exc),
-            email=email,
-            display_name=display_name,
-        )
+        return render(request, "register.html", status.HTTP_400_BAD_REQUEST, error=str(exc), **kept)
+    except HasherBusy:
+        services.register_throttle.undo(key)
+        raise
     log.info("user registered", user_id=str(user.id))
     return await _start_session(request, db, settings, user, "/rooms")
 
@@ -94,11 +129,26 @@ async def login(
     request: Request,
     db: Db,
     settings: AppSettings,
+    services: AppServices,
+    hasher: PasswordHasher,
     email: FormStr = "",
     password: FormStr = "",
     next: FormStr = "/rooms",
 ) -> Response:
-    user = await users.authenticate(db, email, password)
+    kept = {"email": email, "next": _safe_next(next)}
+    key = users.throttle_key(email)
+    # Counted before the check and cleared on success: concurrent guesses cannot slip past.
+    retry_after = services.login_throttle.attempt(key)
+    if retry_after is not None:
+        THROTTLED.labels("login").inc()
+        LOGINS.labels("throttled").inc()
+        log.info("login throttled")
+        return throttled(request, "login.html", retry_after, **kept)
+    try:
+        user = await users.authenticate(db, hasher, email, password)
+    except HasherBusy:
+        services.login_throttle.undo(key)
+        raise
     if user is None:
         LOGINS.labels("failure").inc()
         log.info("login failed")
@@ -107,18 +157,22 @@ async def login(
             "login.html",
             status.HTTP_400_BAD_REQUEST,
             error="Invalid email or password.",
-            email=email,
-            next=_safe_next(next),
+            **kept,
         )
+    services.login_throttle.clear(key)
     LOGINS.labels("success").inc()
     log.info("login succeeded", user_id=str(user.id))
     return await _start_session(request, db, settings, user, _safe_next(next))
 
 
 @logout_router.post("/logout")
-async def logout(request: Request, db: Db, session: LiveSession) -> Response:
-    await delete_session(db, request.cookies.get(COOKIE_NAME))
-    log.info("logged out", user_id=str(session.user_id))
+async def logout(db: Db, settings: AppSettings, session: LiveSession, chat: Chat) -> Response:
+    user_id, sid = session.user_id, sid_of(session.id_hash)
+    await db.delete(session)
+    await db.commit()
+    log.info("logged out", user_id=str(user_id))
+    # This session's sockets close (4401); the user's other tabs and devices stay.
+    await chat.user_revoked(user_id, sid=sid)
     response = see_other("/login")
-    response.delete_cookie(COOKIE_NAME)
+    cookies.delete_cookie(settings, response, cookies.session_name(settings))
     return response

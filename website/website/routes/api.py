@@ -1,11 +1,14 @@
 """JSON API: room listing and chat tokens (session cookie + X-CSRF-Token for writes)."""
 
+from fastapi import Response
 from pydantic import BaseModel
 
-from website.deps import ApiUser, Db, Issuer, RoomOr404, api_user, protected_router
+from website.deps import ApiSession, ApiUser, Db, Issuer, RoomOr404, api_user, protected_router
 from website.logging import get_logger
 from website.metrics import TOKENS_ISSUED
 from website.rooms import list_rooms
+from website.routes.pages import Paging
+from website.sessions import sid_of
 from website.tracing import tracer
 from website.wire import WS_PATH_PREFIX
 
@@ -27,7 +30,16 @@ class ChatToken(BaseModel):
 
 
 @router.get("/rooms")
-async def api_rooms(db: Db) -> list[RoomOut]:
+async def api_rooms(db: Db, paging: Paging, response: Response) -> list[RoomOut]:
+    """One page of rooms, newest first; the Link header (RFC 8288) names the next and prev."""
+    listing = await list_rooms(db, paging.page, paging.limit)
+    links = []
+    if listing.has_next:
+        links.append(f'</api/rooms?page={listing.page + 1}&limit={listing.limit}>; rel="next"')
+    if listing.has_prev:
+        links.append(f'</api/rooms?page={listing.page - 1}&limit={listing.limit}>; rel="prev"')
+    if links:
+        response.headers["Link"] = ", ".join(links)
     return [
         RoomOut(
             name=room.name,
@@ -35,14 +47,16 @@ async def api_rooms(db: Db) -> list[RoomOut]:
             owner=room.owner.display_name,
             created_at=room.created_at.isoformat(),
         )
-        for room in await list_rooms(db)
+        for room in listing.rooms
     ]
 
 
 @router.post("/rooms/{name}/token")
-async def chat_token(user: ApiUser, room: RoomOr404, issuer: Issuer) -> ChatToken:
+async def chat_token(
+    user: ApiUser, session: ApiSession, room: RoomOr404, issuer: Issuer
+) -> ChatToken:
     with tracer.start_as_current_span("chat_token.issue", attributes={"parley.room": room.name}):
-        token = issuer.issue(user, room)
+        token = issuer.issue(user, room, sid=sid_of(session.id_hash))
     TOKENS_ISSUED.inc()
     log.info("chat token issued", user_id=str(user.id), room=room.name)
     return ChatToken(

@@ -6,8 +6,18 @@ from fastapi import Form, Request, status
 from fastapi.responses import Response
 
 from website import rooms
-from website.deps import Chat, Db, OwnedRoom, PageUser, RoomOr404, page_user, protected_router
+from website.deps import (
+    AppSettings,
+    Chat,
+    Db,
+    OwnedRoom,
+    PageUser,
+    RoomOr404,
+    page_user,
+    protected_router,
+)
 from website.logging import get_logger
+from website.routes.pages import Paging
 from website.templating import render, see_other
 
 router = protected_router(page_user)
@@ -17,22 +27,28 @@ FormStr = Annotated[str, Form()]
 
 
 @router.get("/rooms")
-async def rooms_page(request: Request, db: Db) -> Response:
-    return render(request, "rooms.html", rooms=await rooms.list_rooms(db))
+async def rooms_page(request: Request, db: Db, paging: Paging) -> Response:
+    listing = await rooms.list_rooms(db, paging.page, paging.limit)
+    return render(request, "rooms.html", listing=listing)
 
 
 @router.post("/rooms")
 async def create_room(
-    request: Request, db: Db, user: PageUser, name: FormStr = "", title: FormStr = ""
+    request: Request,
+    db: Db,
+    settings: AppSettings,
+    user: PageUser,
+    name: FormStr = "",
+    title: FormStr = "",
 ) -> Response:
     try:
-        room = await rooms.create_room(db, user, name, title)
+        room = await rooms.create_room(db, user, name, title, settings.rooms_per_user)
     except rooms.RoomError as exc:
         return render(
             request,
             "rooms.html",
             status.HTTP_400_BAD_REQUEST,
-            rooms=await rooms.list_rooms(db),
+            listing=await rooms.list_rooms(db, 1, settings.rooms_page_size),
             error=str(exc),
             name=name,
             title=title,

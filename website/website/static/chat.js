@@ -19,6 +19,7 @@
   let socket = null;
   let me = null;
   let retryDelay = 1000;
+  const TOO_MANY_TABS_RETRY_MS = 30000;
   let stopped = false;
 
   function setStatus(text, kind) {
@@ -164,6 +165,13 @@
         toLogin();
         return;
       }
+      if (event.code === wire.CLOSE_TOO_MANY_CONNECTIONS) {
+        // The per-user socket cap: waiting lets another tab close before we try again.
+        addEvent("Too many Parley tabs are open. Close one; this tab retries in 30 s.");
+        retry(TOO_MANY_TABS_RETRY_MS);
+        return;
+      }
+      if (event.code === wire.CLOSE_SLOW_CONSUMER) addEvent("The connection fell behind; reconnecting.");
       if (event.code === wire.CLOSE_POLICY_VIOLATION) addEvent("You were disconnected for sending too fast.");
       retry();
     });
@@ -173,10 +181,13 @@
     window.location.assign(`/login?next=${encodeURIComponent(window.location.pathname)}`);
   }
 
-  function retry() {
+  // Exponential backoff with jitter: after a restart or a cut (4008), tabs do not all
+  // come back in the same instant.
+  function retry(fixedDelay) {
     if (stopped) return;
-    setStatus(`reconnecting in ${Math.round(retryDelay / 1000)} s…`, "bad");
-    setTimeout(connect, retryDelay);
+    const delay = fixedDelay || retryDelay / 2 + Math.random() * (retryDelay / 2);
+    setStatus(`reconnecting in ${Math.round(delay / 1000)} s…`, "bad");
+    setTimeout(connect, delay);
     retryDelay = Math.min(retryDelay * 2, 15000);
   }
 
