@@ -10,7 +10,7 @@ from website.config import Settings
 from website.logging import configure_logging
 from website.models import Base
 
-configure_logging()
+configure_logging(service="migrate")
 target_metadata = Base.metadata
 
 

@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("action", choices=["deactivate", "reactivate"])
     parser.add_argument("email")
     args = parser.parse_args(argv)
-    configure_logging()
+    configure_logging(service="website-admin")
     return asyncio.run(run(Settings(), args.action, args.email))
 
 

@@ -10,10 +10,13 @@ from structlog.typing import EventDict, Processor, WrappedLogger
 SERVICE = "website"
 
 
-def _add_service(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
-    event["service"] = SERVICE
-    event.pop("color_message", None)  # uvicorn's ANSI-coloured copy of the message
-    return event
+def _service_adder(service: str) -> Processor:
+    def add_service(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+        event["service"] = service
+        event.pop("color_message", None)  # uvicorn's ANSI-coloured copy of the message
+        return event
+
+    return add_service
 
 
 def _add_trace_ids(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
@@ -24,13 +27,15 @@ def _add_trace_ids(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
     return event
 
 
-def configure_logging(level: str = "INFO") -> None:
+def configure_logging(level: str = "INFO", service: str = SERVICE) -> None:
+    """`service` names the writer in every line: the website, or the one-shot `migrate` and
+    admin commands that run its code."""
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.ExtraAdder(),
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
-        _add_service,
+        _service_adder(service),
         _add_trace_ids,
     ]
     renderer: list[Processor] = [

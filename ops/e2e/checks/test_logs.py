@@ -2,7 +2,7 @@
 
 ARTIFACTS_DIR (default /artifacts) holds logs-<service>.jsonl (from `docker compose logs
 --no-log-prefix`), access.log (nginx's file) and sensitive-values.txt (written by the e2e
-suite). Every line of website, chat, migrate and nginx must be a JSON object with the
+suite). Every line of website, chat, migrate, secrets and nginx must be a JSON object with the
 required fields; no password, cookie, token or message text may appear in any log; and
 every request nginx sent to the website or the chat must be found in that service's log
 under nginx's request_id; no service logged an error and nginx answered no 5xx. A missing or
@@ -30,12 +30,12 @@ NGINX_FIELDS = {
 }  # fmt: skip
 # Events tied to one request or connection must name it.
 NEEDS_REQUEST_ID = {"request", "connection opened", "connection closed", "handshake rejected"}
-# migrate runs the website's code (Alembic), so its lines are the website's.
-WRITERS = {"website": "website", "chat": "chat", "migrate": "website"}
+# Each service's lines name it (migrate runs the website's code, under its own name).
+WRITERS = {"website": "website", "chat": "chat", "migrate": "migrate", "secrets": "secrets"}
 # nginx writes each request twice, to stdout (logs-nginx.jsonl) and to access.log.
 NGINX_FILES = ("logs-nginx.jsonl", "access.log")
 SCANNED = (
-    *(f"logs-{s}.jsonl" for s in ("website", "chat", "migrate", "nginx", "db")),
+    *(f"logs-{s}.jsonl" for s in ("website", "chat", "migrate", "secrets", "nginx", "db")),
     "access.log",
 )
 SHOWN = 10  # problems quoted per failure
