@@ -43,6 +43,25 @@ log() { # log LEVEL EVENT [DETAIL] — one JSON line, like the other services' l
 }
 die() { log error "$1" "${2:-}"; exit 1; }
 
+# The server's few lines before its logging collector takes over ("redirecting log output
+# to logging collector process", start-up failures) are plain text: wrap each in JSON.
+json_lines() {
+  local line level
+  while IFS= read -r line; do
+    if [[ $line == '{'* ]]; then
+      printf '%s
+' "$line"
+      continue
+    fi
+    case $line in
+      *FATAL:* | *PANIC:* | *ERROR:*) level=error ;;
+      *WARNING:*) level=warning ;;
+      *) level=info ;;
+    esac
+    log "$level" "postgres" "${line//$'\t'/ }"
+  done
+}
+
 if [[ ${1:-} != postgres ]]; then
   exec "$@"
 fi
@@ -69,6 +88,13 @@ if [[ $(id -u) == 0 ]]; then
   fi
   install -d -o postgres -g postgres -m 2775 /var/run/postgresql
 fi
+# The logging collector writes JSON lines into a named pipe; a reader copies them to the
+# container's output for as long as the container lives (it outlives each server: the
+# temporary one below and the real one), so `docker compose logs db` is JSON throughout.
+log_pipe=/var/run/postgresql/log/postgresql.json
+"${as_pg[@]}" mkdir -p "${log_pipe%/*}"
+[[ -p $log_pipe ]] || "${as_pg[@]}" mkfifo -m 0600 "$log_pipe"
+(while cat "$log_pipe"; do :; done) >&2 &
 
 # --- password secrets ------------------------------------------------------------------
 read_secret() { # read_secret FILE — prints the file's one token (no trailing newline)
@@ -117,7 +143,7 @@ EOF
 # --- 3. roles, database and grants, on a socket-only temporary server --------------------
 log info "starting temporary server (socket only)"
 "${as_pg[@]}" pg_ctl --pgdata="$PGDATA" --wait --timeout=120 --silent \
-  --options="-c listen_addresses='' -c log_checkpoints=off" start
+  --options="-c listen_addresses='' -c log_checkpoints=off" start &> >(json_lines >&2)
 stop_temp() { "${as_pg[@]}" pg_ctl --pgdata="$PGDATA" --wait --silent --mode=fast stop || true; }
 trap stop_temp EXIT
 
@@ -222,4 +248,4 @@ stop_temp
 log info "roles and database ready" "owner=$POSTGRES_OWNER app=$POSTGRES_USER database=$POSTGRES_DB"
 
 # --- 4. the server ---------------------------------------------------------------------
-exec "${as_pg[@]}" "$@"
+exec "${as_pg[@]}" "$@" 2> >(json_lines >&2)
