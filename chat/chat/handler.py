@@ -74,9 +74,10 @@ class ChatHandler:
             metrics.ROOMS_ACTIVE.set(len(self._rooms))
             duration = time.monotonic() - opened
             metrics.CONNECTION_DURATION.observe(duration)
-            code = ws.close_code
+            closed = ws.close_code
+            cut = {} if ws.cut_reason is None else {"slow_consumer": ws.cut_reason}
             log.info("connection closed", duration_s=round(duration, 3),
-                     close_code=None if code is None else int(code))  # fmt: skip
+                     close_code=None if closed is None else int(closed), **cut)  # fmt: skip
 
     def _join(self, ws: ChatConnection, room: str, user: User) -> None:
         first_tab = self._rooms.join(room, user, ws)
