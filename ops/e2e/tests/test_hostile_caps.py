@@ -39,7 +39,8 @@ async def first_event(ws: ClientConnection) -> int | str:
         async with asyncio.timeout(WAIT):
             frame = json.loads(await ws.recv())
     except ConnectionClosed as exc:
-        assert exc.rcvd is not None, "closed without a close frame"
+        if exc.rcvd is None:
+            raise AssertionError("closed without a close frame") from exc
         return exc.rcvd.code
     kind: str = frame["type"]
     return kind
