@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, TypeGuard
@@ -9,7 +10,7 @@ from typing import Any, TypeGuard
 import jwt
 from websockets.datastructures import Headers
 
-from . import wire
+from . import text, wire
 from .keys import KeyStore, KeysUnavailable
 
 # Tolerates small clock differences should website and chat ever run on different hosts.
@@ -17,11 +18,16 @@ LEEWAY_S = 5
 USER_TOKEN_CLAIMS = ("iss", "aud", "exp", "iat", "sub", "room")
 
 
+_SID = re.compile(wire.SID_PATTERN)
+
+
 @dataclass(frozen=True, slots=True)
 class Identity:
     user_id: str
     name: str
     room: str
+    issued_at: float = 0.0  # the token's `iat`: what a revocation compares with
+    sid: str | None = None  # the website session that asked for the token, if it said
 
 
 class AuthError(Exception):
@@ -42,26 +48,44 @@ def forbidden(detail: str, reason: str) -> AuthError:
     return AuthError(HTTPStatus.FORBIDDEN, reason, detail)
 
 
-def extract_bearer(headers: Headers) -> str:
-    """The token of `Authorization: Bearer <jwt>`."""
+def _bearer(headers: Headers) -> str | None:
+    """The token of `Authorization: Bearer <jwt>`, None without the header."""
     authorization = headers.get_all("Authorization")
     if not authorization:
-        raise unauthorized("missing token", "missing_token")
+        return None
+    if len(authorization) > 1:
+        raise unauthorized("several Authorization headers")
     scheme, _, token = authorization[0].strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise unauthorized("malformed Authorization header")
     return token.strip()
 
 
+def extract_bearer(headers: Headers) -> str:
+    """The token of `Authorization: Bearer <jwt>` (the control port's only way)."""
+    token = _bearer(headers)
+    if token is None:
+        raise unauthorized("missing token", "missing_token")
+    return token
+
+
 def extract_token(headers: Headers) -> str:
     """Browsers cannot set headers on a WebSocket, so they offer the token as a
-    `bearer.<jwt>` subprotocol; other clients send `Authorization: Bearer <jwt>`."""
-    for value in headers.get_all("Sec-WebSocket-Protocol"):
-        for item in value.split(","):
-            item = item.strip()
-            if item.startswith(wire.BEARER_PREFIX):
-                return item.removeprefix(wire.BEARER_PREFIX)
-    return extract_bearer(headers)
+    `bearer.<jwt>` subprotocol; other clients send `Authorization: Bearer <jwt>`. Exactly one
+    token, in one place: two, even equal, are refused, so no rule ever picks between them."""
+    offered = [
+        item.strip().removeprefix(wire.BEARER_PREFIX)
+        for value in headers.get_all("Sec-WebSocket-Protocol")
+        for item in value.split(",")
+        if item.strip().startswith(wire.BEARER_PREFIX)
+    ]
+    bearer = _bearer(headers)
+    tokens = [*offered, *([bearer] if bearer is not None else [])]
+    if not tokens:
+        raise unauthorized("missing token", "missing_token")
+    if len(tokens) > 1:
+        raise unauthorized("more than one token")
+    return tokens[0]
 
 
 class TokenDecoder:
@@ -76,7 +100,7 @@ class TokenDecoder:
     ) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
-        except jwt.InvalidTokenError:
+        except (jwt.InvalidTokenError, ValueError, TypeError):
             raise unauthorized("malformed token") from None
         # Checked before any key lookup so forged headers cannot trigger JWKS refreshes.
         if header.get("alg") != wire.TOKEN_ALGORITHM:
@@ -104,7 +128,9 @@ class TokenDecoder:
             )
         except jwt.ExpiredSignatureError:
             raise unauthorized("token expired", "expired_token") from None
-        except jwt.InvalidTokenError:
+        except (jwt.InvalidTokenError, ValueError, TypeError, OverflowError):
+            # Not only PyJWT's own errors: a signed but odd claim (`"exp": 1e999`) makes
+            # int() raise. Whatever a token holds, the answer is a 401, never a 500.
             raise unauthorized("invalid token") from None
         # PyJWT accepts numeric strings for exp/iat; we insist on JSON numbers.
         exp, iat = claims["exp"], claims["iat"]
@@ -131,7 +157,12 @@ class TokenVerifier:
         sub, room, name = claims["sub"], claims["room"], claims.get("name")
         if not (_nonempty_str(sub) and _nonempty_str(room) and _nonempty_str(name)):
             raise unauthorized("invalid token claims")
-        return Identity(user_id=sub, name=name, room=room)
+        if text.unsendable(sub) or text.unsendable(name):  # would break every frame naming them
+            raise unauthorized("invalid token claims")
+        sid = claims.get("sid")
+        if sid is not None and not (isinstance(sid, str) and _SID.fullmatch(sid)):
+            raise unauthorized("invalid token claims")
+        return Identity(user_id=sub, name=name, room=room, issued_at=float(claims["iat"]), sid=sid)
 
 
 def _nonempty_str(value: object) -> TypeGuard[str]:

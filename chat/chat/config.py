@@ -7,6 +7,9 @@ from typing import Annotated, Any, Self
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from . import wire
+from .auth import LEEWAY_S
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -44,6 +47,21 @@ class Settings(BaseSettings):
     rate_burst: int = Field(default=20, ge=1, validation_alias="RATE_LIMIT_BURST")
     flood_rejections: int = Field(default=50, ge=1, validation_alias="FLOOD_REJECTIONS")
     flood_window_s: float = Field(default=10.0, gt=0, validation_alias="FLOOD_WINDOW_S")
+    # Keepalive, independent of the write buffer (a client that never reads never pongs).
+    ping_interval_s: float = Field(default=10.0, gt=0, validation_alias="PING_INTERVAL_S")
+    ping_timeout_s: float = Field(default=15.0, gt=0, validation_alias="PING_TIMEOUT_S")
+    # A connection whose unsent bytes exceed this is cut with 4008 (broadcast has no
+    # backpressure: without a bound, one stalled reader would hold every message in memory).
+    send_buffer_bytes: int = Field(default=64 * 1024, ge=1024, validation_alias="SEND_BUFFER_BYTES")
+    max_connections_per_user: int = Field(
+        default=16, ge=1, validation_alias="MAX_CONNECTIONS_PER_USER"
+    )
+    max_connections: int = Field(default=20000, ge=1, validation_alias="MAX_CONNECTIONS")
+    # How long a revocation refuses older tokens: a token lives at most
+    # TOKEN_MAX_LIFETIME_S, plus the verifier's clock leeway.
+    revocation_memory_s: float = Field(
+        default=wire.TOKEN_MAX_LIFETIME_S + LEEWAY_S, gt=0, validation_alias="REVOCATION_MEMORY_S"
+    )
 
     @field_validator("allowed_origins", mode="before")
     @classmethod

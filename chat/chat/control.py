@@ -9,9 +9,10 @@ import asyncio
 from dataclasses import dataclass
 
 import structlog
-from websockets.asyncio.server import ServerConnection
 
 from . import telemetry, wire
+from .connection import ChatConnection
+from .revocations import Revocations
 from .rooms import Rooms
 
 log = structlog.get_logger()
@@ -26,17 +27,21 @@ class CloseRoom:
 
 @dataclass(frozen=True, slots=True)
 class RevokeUser:
-    """The user's sessions ended: their sockets, in every room and tab, close with 4401."""
+    """The user's sessions ended: their sockets, in every room and tab, close with 4401 —
+    only those of one website session when `sid` is given. Older tokens are refused for a
+    while (revocations.Revocations)."""
 
     user_id: str
+    sid: str | None = None
 
 
 Command = CloseRoom | RevokeUser
 
 
 class Control:
-    def __init__(self, rooms: Rooms[ServerConnection]) -> None:
+    def __init__(self, rooms: Rooms[ChatConnection], revocations: Revocations) -> None:
         self._rooms = rooms
+        self._revocations = revocations
         self._closing: set[asyncio.Task[None]] = set()  # strong refs until each close is done
 
     def apply(self, command: Command) -> int:
@@ -47,12 +52,17 @@ class Control:
                 kind, target = wire.NOTICE_ROOM_DELETED, {telemetry.ROOM: room}
                 conns = list(self._rooms.connections(room))
                 code, reason, event = wire.CLOSE_ROOM_DELETED, "room deleted", "room deleted"
-                fields = {"room": room}
-            case RevokeUser(user_id):
+                fields: dict[str, str | bool] = {"room": room}
+            case RevokeUser(user_id, sid):
+                # Remembered first: a handshake verified meanwhile is refused at its join.
+                self._revocations.revoke(user_id, sid)
                 kind, target = wire.NOTICE_USER_REVOKED, {telemetry.USER_ID: user_id}
-                conns = list(self._rooms.user_connections(user_id))
+                conns = [
+                    c for c in self._rooms.user_connections(user_id)
+                    if sid is None or c.identity.sid == sid
+                ]  # fmt: skip
                 code, reason, event = wire.CLOSE_SESSION_ENDED, "session ended", "user revoked"
-                fields = {"user_id": user_id}
+                fields = {"user_id": user_id, "session_scoped": sid is not None}
         attributes: dict[str, str | int] = {
             telemetry.CONTROL_COMMAND: kind, **target, telemetry.CONNECTIONS_CLOSED: len(conns)
         }

@@ -4,6 +4,7 @@ instead, replace this module: control.Control and notices.NoticeVerifier stay as
 
     GET /rooms/{room}/deleted     Authorization: Bearer <notice>  -> 4404 to the room's sockets
     GET /users/{user_id}/revoked  Authorization: Bearer <notice>  -> 4401 to all the user's
+                                  sockets (or one session's, with the notice's `sid`)
     200 "closed N", 401 bad notice, 403 valid token of another kind or target, 404 other paths.
 
 Built on a second websockets server whose process_request answers every request itself, so
@@ -40,9 +41,12 @@ def route(path: str) -> Command | None:
 
 
 def _confirm(asked: Command, notice: Command) -> None:
-    """The notice must say exactly what the path asks: same kind, same room or user."""
+    """The notice must say what the path asks: same kind, same room or user (the path has no
+    place for a revocation's `sid`, which only narrows it)."""
     if type(asked) is not type(notice):
         raise forbidden("notice has another purpose", "wrong_purpose")
+    if isinstance(notice, RevokeUser):
+        notice = RevokeUser(notice.user_id)
     if asked != notice:
         reason = "wrong_room" if isinstance(asked, CloseRoom) else "wrong_user"
         raise forbidden("notice is for another " + reason.removeprefix("wrong_"), reason)

@@ -10,14 +10,17 @@ import structlog
 from opentelemetry import context, trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Link
-from websockets.asyncio.server import ServerConnection, broadcast
+from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from . import metrics, protocol, telemetry, wire
+from .caps import user_over_cap
 from .config import Settings
-from .handshake import ChatConnection
+from .connection import ChatConnection
+from .keepalive import Watchdog
 from .protocol import ChatMessage, FrameError, User
 from .ratelimit import FloodGuard, TokenBucket
+from .revocations import Revocations
 from .rooms import Rooms
 
 log = structlog.get_logger()
@@ -25,9 +28,17 @@ _tracer = telemetry.tracer
 _ROOT: Context = telemetry.ROOT
 
 class ChatHandler:
-    def __init__(self, rooms: Rooms[ServerConnection], settings: Settings) -> None:
+    def __init__(
+        self,
+        rooms: Rooms[ChatConnection],
+        settings: Settings,
+        watchdog: Watchdog,
+        revocations: Revocations,
+    ) -> None:
         self._rooms = rooms
         self._settings = settings
+        self._watchdog = watchdog
+        self._revocations = revocations
 
     async def __call__(self, ws: ServerConnection) -> None:
         assert isinstance(ws, ChatConnection) and ws.handshake_trace is not None
@@ -36,36 +47,64 @@ class ChatHandler:
         opened = time.monotonic()
 
         # Still inside the handshake span (current in this task): the join is part of it.
+        # From the refusal check to the join nothing awaits, so two tabs opening at once
+        # cannot both take the user's last place.
         try:
-            first_tab = self._rooms.join(room, user, ws)
-            metrics.CONNECTIONS_ACTIVE.inc()
-            metrics.ROOMS_ACTIVE.set(len(self._rooms))
-            # broadcast() writes synchronously: nothing can be sent to this socket between
-            # joining the room and the welcome frame, so welcome is always the first frame.
-            broadcast([ws], protocol.welcome(room, user, self._rooms.members(room)))
-            if first_tab:
-                others = self._rooms.connections(room) - {ws}
-                join = protocol.presence(wire.FRAME_JOIN, user)
-                _broadcast(room, wire.FRAME_JOIN, others, join, None)
-            log.info("connection opened", first_tab=first_tab)
+            refusal = self._refusal(identity.user_id, ws)
+            if refusal is None:
+                self._join(ws, room, user)
+            else:
+                code, label, text = refusal
+                ht.span.set_attribute(telemetry.REASON, label)
+                log.info("connection refused", reason=label, close_code=code)
         finally:
             ht.end(101)
+        if refusal is not None:
+            await ws.close(code, text)  # waits at most close_timeout for the client
+            return
         try:
             await self._relay(ws, room, user, ht.links)
         finally:
+            self._watchdog.unwatch(ws)
             if self._rooms.leave(room, user.id, ws):
                 leave = protocol.presence(wire.FRAME_LEAVE, user)
-                _broadcast(room, wire.FRAME_LEAVE, self._rooms.connections(room), leave, ht.links)
+                others = self._rooms.connections(room)
+                self._broadcast(room, wire.FRAME_LEAVE, others, leave, ht.links)
             metrics.CONNECTIONS_ACTIVE.dec()
             metrics.ROOMS_ACTIVE.set(len(self._rooms))
             duration = time.monotonic() - opened
             metrics.CONNECTION_DURATION.observe(duration)
-            code = ws.close_code
+            closed = ws.close_code
+            cut = {} if ws.cut_reason is None else {"slow_consumer": ws.cut_reason}
             log.info("connection closed", duration_s=round(duration, 3),
-                     close_code=None if code is None else int(code))  # fmt: skip
+                     close_code=None if closed is None else int(closed), **cut)  # fmt: skip
+
+    def _join(self, ws: ChatConnection, room: str, user: User) -> None:
+        first_tab = self._rooms.join(room, user, ws)
+        self._watchdog.watch(ws)
+        metrics.CONNECTIONS_ACTIVE.inc()
+        metrics.ROOMS_ACTIVE.set(len(self._rooms))
+        # Written synchronously: nothing can be sent to this socket between joining the room
+        # and the welcome frame, so welcome is always the first frame.
+        self._watchdog.broadcast([ws], protocol.welcome(room, user, self._rooms.members(room)))
+        if first_tab:
+            others = self._rooms.connections(room) - {ws}
+            join = protocol.presence(wire.FRAME_JOIN, user)
+            self._broadcast(room, wire.FRAME_JOIN, others, join, None)
+        log.info("connection opened", first_tab=first_tab)
+
+    def _refusal(self, user_id: str, ws: ChatConnection) -> tuple[int, str, str] | None:
+        """Why this upgraded socket may not join: (close code, reason label, close reason)."""
+        if self._revocations.refuses(ws.identity):  # revoked while its handshake was verified
+            return wire.CLOSE_SESSION_ENDED, "revoked_token", "session ended"
+        if user_over_cap(self._rooms.user_connections(user_id),
+                         self._settings.max_connections_per_user):  # fmt: skip
+            metrics.USER_CAP_CLOSES.inc()
+            return wire.CLOSE_TOO_MANY_CONNECTIONS, "too_many_connections", "too many connections"
+        return None
 
     async def _relay(
-        self, ws: ServerConnection, room: str, user: User, links: Sequence[Link]
+        self, ws: ChatConnection, room: str, user: User, links: Sequence[Link]
     ) -> None:
         s = self._settings
         bucket = TokenBucket(s.rate_per_s, s.rate_burst)
@@ -97,39 +136,39 @@ class ChatHandler:
                     continue
                 metrics.MESSAGES_RECEIVED.inc()
                 recipients = self._rooms.connections(room)
-                # One JSON encoding per message; broadcast() encodes the str to UTF-8 once too.
+                # One JSON encoding per message; the broadcast encodes the str to UTF-8 once too.
                 frame = protocol.message(room, user, msg)
-                _broadcast(room, wire.FRAME_MESSAGE, recipients, frame, links)
-                metrics.MESSAGES_DELIVERED.inc(len(recipients))
+                written = self._broadcast(room, wire.FRAME_MESSAGE, recipients, frame, links)
+                metrics.MESSAGES_DELIVERED.inc(written)
                 metrics.BROADCAST_DURATION.observe(time.perf_counter() - arrived)
         except ConnectionClosed:
             return
 
-
-def _broadcast(
-    room: str, kind: str, recipients: Set[ServerConnection], frame: str,
-    links: Sequence[Link] | None,
-) -> None:  # fmt: skip
-    """broadcast() in a `chat.broadcast` span: one span per frame, never one per recipient.
-    With `links`, a root span linked to the sender's handshake (a connection lives for hours;
-    its messages are traces of their own); without, a child of the current span."""
-    if not recipients:  # the last one out of a room
-        return
-    span = _tracer.start_span(
-        "chat.broadcast",
-        context=_ROOT if links is not None else None,
-        links=links,
-        attributes={telemetry.ROOM: room, telemetry.FRAME_TYPE: kind,
-                    telemetry.RECIPIENTS: len(recipients)},
-    )  # fmt: skip
-    # Current while writing, so anything logged meanwhile (websockets' write errors) carries
-    # the span's ids.
-    token = context.attach(trace.set_span_in_context(span, _ROOT))
-    try:
-        broadcast(recipients, frame)
-    finally:
-        context.detach(token)
-        span.end()
+    def _broadcast(
+        self, room: str, kind: str, recipients: Set[ChatConnection], frame: str,
+        links: Sequence[Link] | None,
+    ) -> int:  # fmt: skip
+        """The watchdog's broadcast in a `chat.broadcast` span: one span per frame, never one
+        per recipient. With `links`, a root span linked to the sender's handshake (a
+        connection lives for hours; its messages are traces of their own); without, a child
+        of the current span. Returns how many recipients were written to."""
+        if not recipients:  # the last one out of a room
+            return 0
+        span = _tracer.start_span(
+            "chat.broadcast",
+            context=_ROOT if links is not None else None,
+            links=links,
+            attributes={telemetry.ROOM: room, telemetry.FRAME_TYPE: kind,
+                        telemetry.RECIPIENTS: len(recipients)},
+        )  # fmt: skip
+        # Current while writing, so anything logged meanwhile (write errors, slow consumers
+        # cut) carries the span's ids.
+        token = context.attach(trace.set_span_in_context(span, _ROOT))
+        try:
+            return self._watchdog.broadcast(recipients, frame)
+        finally:
+            context.detach(token)
+            span.end()
 
 
 async def _close_draining(ws: ServerConnection, code: int, reason: str) -> None:

@@ -6,53 +6,46 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from http import HTTPStatus
-from typing import Any
 from urllib.parse import urlsplit
 
 import structlog
 from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
-from websockets.protocol import State
 from websockets.typing import Subprotocol
 
 from . import metrics, paths, telemetry, wire
-from .auth import AuthError, Identity, TokenVerifier, extract_token
+from .auth import AuthError, TokenVerifier, extract_token, unauthorized
+from .caps import NodeCap
+from .connection import ChatConnection
+from .revocations import Revocations
 
 log = structlog.get_logger()
 
 SUBPROTOCOL = Subprotocol(wire.SUBPROTOCOL)
+RETRY_AFTER_S = 10  # node_full: when to try again (another replica may have room sooner)
 
 
-class ChatConnection(ServerConnection):
-    """A server connection that knows who is on the other end (set by the gate)."""
-
-    identity: Identity
-    handshake_trace: telemetry.RequestTrace | None = None  # set by the gate, not for /healthz
-
-    async def handshake(self, *args: Any, **kwargs: Any) -> None:
-        try:
-            await super().handshake(*args, **kwargs)
-        except BaseException as exc:  # open_timeout, cancellation
-            if self.handshake_trace is not None:
-                self.handshake_trace.end(error=exc)
-            raise
-        if (ht := self.handshake_trace) is None:
-            return
-        status = None if self.response is None else self.response.status_code
-        if status != HTTPStatus.SWITCHING_PROTOCOLS or self.protocol.state is not State.OPEN:
-            # Rejected (by the gate, by websockets, 503 while shutting down) or client gone.
-            ht.end(status)
-        # Accepted: the handler ends the span once the socket has joined its room.
+def node_full() -> AuthError:
+    return AuthError(HTTPStatus.SERVICE_UNAVAILABLE, "node_full", "too many connections")
 
 
 class Gate:
     """Decides every request on the client port: /healthz, or an upgrade to /ws/rooms/{room}
-    with an allowed Origin and a user token for that room. Everything else is a 404."""
+    on a node with room to spare, with an allowed Origin and an unrevoked user token for that
+    room. Everything else is a 404."""
 
-    def __init__(self, verifier: TokenVerifier, allowed_origins: frozenset[str]) -> None:
+    def __init__(
+        self,
+        verifier: TokenVerifier,
+        allowed_origins: frozenset[str],
+        node_cap: NodeCap,
+        revocations: Revocations,
+    ) -> None:
         self._verifier = verifier
         self._allowed_origins = allowed_origins
+        self._node_cap = node_cap
+        self._revocations = revocations
 
     async def process_request(self, conn: ServerConnection, request: Request) -> Response | None:
         path = paths.path_of(request.path)
@@ -62,6 +55,7 @@ class Gate:
         request_id = telemetry.request_id(request.headers)
         structlog.contextvars.bind_contextvars(request_id=request_id)
         assert isinstance(conn, ChatConnection)
+        conn.request_id = request_id
         conn.handshake_trace = ht = telemetry.RequestTrace(
             "ws.handshake", request.headers, path, request_id
         )
@@ -70,17 +64,28 @@ class Gate:
                 raise AuthError(HTTPStatus.NOT_FOUND, "not_found", "not found")
             structlog.contextvars.bind_contextvars(room=room)
             ht.span.set_attribute(telemetry.ROOM, room)
+            if self._node_cap.full():  # before any work on the token
+                raise node_full()
             if not self._origin_allowed(request.headers):
                 raise AuthError(HTTPStatus.FORBIDDEN, "bad_origin", "origin not allowed")
             identity = await self._verifier.verify(extract_token(request.headers))
             if identity.room != room:
                 raise AuthError(HTTPStatus.FORBIDDEN, "wrong_room", "token is for another room")
+            if self._revocations.refuses(identity):
+                raise unauthorized("token revoked", "revoked_token")
+            # Taken last (the token check may have awaited the JWKS): released when the TCP
+            # connection is gone, whatever happens to the upgrade from here on.
+            if not self._node_cap.admit(conn):
+                raise node_full()
         except AuthError as exc:
             metrics.HANDSHAKE_REJECTIONS.labels(exc.reason).inc()
             ht.span.set_attribute(telemetry.REASON, exc.reason)
             log.info("handshake rejected", reason=exc.reason, status=exc.status.value,
                      path=path[:200])  # fmt: skip
-            return conn.respond(exc.status, exc.detail + "\n")
+            response = conn.respond(exc.status, exc.detail + "\n")
+            if exc.status == HTTPStatus.SERVICE_UNAVAILABLE:
+                response.headers["Retry-After"] = str(RETRY_AFTER_S)
+            return response
         structlog.contextvars.bind_contextvars(user_id=identity.user_id)
         conn.identity = identity
         return None
@@ -102,7 +107,10 @@ class Gate:
         if origin in self._allowed_origins:
             return True
         hosts = headers.get_all("Host")
-        parts = urlsplit(origin)
+        try:
+            parts = urlsplit(origin)
+        except ValueError:  # "http://[::1" and other unparseable origins: not ours
+            return False
         return (
             parts.scheme in ("http", "https")
             and len(hosts) == 1

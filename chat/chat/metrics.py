@@ -16,6 +16,8 @@ REJECTION_REASONS = (
     "bad_origin",
     "not_found",
     "keys_unavailable",
+    "node_full",
+    "revoked_token",
 )
 CONTROL_REJECTION_REASONS = (
     "missing_token",
@@ -56,8 +58,20 @@ CONNECTION_DURATION = Histogram(
     buckets=(1, 5, 15, 60, 300, 900, 1800, 3600, 7200, 14400, 21600),
 )
 
+SLOW_CONSUMERS = Counter(
+    "chat_slow_consumers",
+    "Connections cut with 4008: unsent bytes over the bound, or a ping unanswered in time",
+    ["reason"],
+)
+USER_CAP_CLOSES = Counter(
+    "chat_user_cap_closes",
+    "Sockets closed with 4429 because their user already had the maximum open",
+)
+
 # Export every reason at 0 so rate() works from the first rejection on.
 for _reason in REJECTION_REASONS:
     HANDSHAKE_REJECTIONS.labels(_reason)
 for _reason in CONTROL_REJECTION_REASONS:
     CONTROL_REJECTIONS.labels(_reason)
+for _reason in ("buffer", "pong"):
+    SLOW_CONSUMERS.labels(_reason)

@@ -13,11 +13,13 @@ TOKEN_CLAIMS = ("iss", "aud", "exp", "iat", "sub")
 NOTICE_PURPOSES = (wire.NOTICE_ROOM_DELETED, wire.NOTICE_USER_REVOKED)
 _ROOM = re.compile(wire.ROOM_NAME_PATTERN)
 _USER_ID = re.compile(wire.USER_ID_PATTERN)
+_SID = re.compile(wire.SID_PATTERN)
 
 
 class NoticeVerifier:
     """A notice is a website token with sub="parley-website", a `purpose`, a lifetime of at
-    most 30 s, and the `room` (room_deleted) or `user` (user_revoked) it is about.
+    most 30 s, and the `room` (room_deleted) or `user` (user_revoked, with an optional `sid`:
+    only that website session's sockets) it is about.
     401 for a bad token, 403 for a valid token that is not a notice (a user's chat token)."""
 
     def __init__(self, decoder: TokenDecoder) -> None:
@@ -38,7 +40,8 @@ class NoticeVerifier:
             raise unauthorized("invalid notice claims")
         if purpose == wire.NOTICE_ROOM_DELETED:
             return CloseRoom(_claim(claims, "room", _ROOM))
-        return RevokeUser(_claim(claims, "user", _USER_ID))
+        sid = _claim(claims, "sid", _SID) if "sid" in claims else None
+        return RevokeUser(_claim(claims, "user", _USER_ID), sid)
 
 
 def _claim(claims: dict[str, Any], name: str, pattern: re.Pattern[str]) -> str:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from . import text as textrules
 from . import wire
 from .wire import ERROR_BAD_MESSAGE, ERROR_TOO_LONG, MAX_CLIENT_ID_CHARS, MAX_TEXT_CHARS
 
@@ -51,18 +52,25 @@ def parse_client_frame(raw: str | bytes) -> ChatMessage:
         raise FrameError(ERROR_BAD_MESSAGE, "frame must be a JSON object")
     client_id = frame.get("client_id")
     if client_id is not None and (
-        not isinstance(client_id, str) or len(client_id) > MAX_CLIENT_ID_CHARS
+        not isinstance(client_id, str)
+        or len(client_id) > MAX_CLIENT_ID_CHARS
+        or textrules.unsendable(client_id)  # it is echoed: it must encode
     ):
         raise FrameError(
-            ERROR_BAD_MESSAGE, f"client_id must be a string of at most {MAX_CLIENT_ID_CHARS} chars"
+            ERROR_BAD_MESSAGE,
+            f"client_id must be a string of at most {MAX_CLIENT_ID_CHARS} characters,"
+            " without control characters",
         )
     if frame.get("type") != wire.FRAME_MESSAGE:
         raise FrameError(ERROR_BAD_MESSAGE, "unknown frame type", client_id)
     text = frame.get("text")
     if not isinstance(text, str) or not (text := text.strip()):
         raise FrameError(ERROR_BAD_MESSAGE, "text must be a non-blank string", client_id)
+    # Characters are code points: an emoji outside the BMP counts once, as in Python.
     if len(text) > MAX_TEXT_CHARS:
         raise FrameError(ERROR_TOO_LONG, f"text exceeds {MAX_TEXT_CHARS} characters", client_id)
+    if (problem := textrules.problem(text)) is not None:
+        raise FrameError(ERROR_BAD_MESSAGE, problem, client_id)
     return ChatMessage(text=text, client_id=client_id)
 
 

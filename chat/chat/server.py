@@ -7,16 +7,20 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import Server, serve
 
 from . import control_http, wire
 from .auth import TokenDecoder, TokenVerifier
+from .caps import NodeCap
 from .config import Settings
+from .connection import ChatConnection
 from .control import Control
 from .handler import ChatHandler
-from .handshake import ChatConnection, Gate
+from .handshake import Gate
+from .keepalive import Watchdog
 from .keys import KeyStore
 from .notices import NoticeVerifier
+from .revocations import Revocations
 from .rooms import Rooms
 
 
@@ -24,15 +28,22 @@ from .rooms import Rooms
 class Servers:
     chat: Server  # the client port: /healthz and /ws/rooms/{room}
     control: Server  # the control port: the website's notices
+    node_cap: NodeCap
+    revocations: Revocations
 
 
 def build_server(
-    settings: Settings, rooms: Rooms[ServerConnection], decoder: TokenDecoder
+    settings: Settings,
+    rooms: Rooms[ChatConnection],
+    decoder: TokenDecoder,
+    watchdog: Watchdog,
+    revocations: Revocations,
+    node_cap: NodeCap,
 ) -> Server:
     """The (not yet started) client-port server."""
-    gate = Gate(TokenVerifier(decoder), settings.allowed_origins)
+    gate = Gate(TokenVerifier(decoder), settings.allowed_origins, node_cap, revocations)
     return serve(
-        ChatHandler(rooms, settings),
+        ChatHandler(rooms, settings, watchdog, revocations),
         settings.host,
         settings.port,
         process_request=gate.process_request,
@@ -42,8 +53,9 @@ def build_server(
         # broadcast and a zlib context per connection, for little gain.
         compression=None,
         max_size=wire.MAX_FRAME_BYTES,  # bigger frames: websockets closes with 1009
-        ping_interval=20,
-        ping_timeout=20,  # a silent peer is dropped within ~40 s
+        # websockets' keepalive awaits drain(), so it never drops a client that stopped
+        # reading: keepalive.Watchdog pings and cuts instead.
+        ping_interval=None,
         close_timeout=5,  # shutdown stays well inside docker's 10 s stop grace period
         server_header="parley-chat",
     )
@@ -63,12 +75,17 @@ async def build_servers(
         timeout_s=settings.jwks_timeout_s,
     )
     decoder = TokenDecoder(keys)
-    rooms = Rooms[ServerConnection]()
-    control = Control(rooms)
+    rooms = Rooms[ChatConnection]()
+    revocations = Revocations(settings.revocation_memory_s)
+    node_cap = NodeCap(settings.max_connections)
+    control = Control(rooms, revocations)
+    watchdog = Watchdog(settings.ping_interval_s, settings.ping_timeout_s,
+                        settings.send_buffer_bytes)  # fmt: skip
     async with (
-        build_server(settings, rooms, decoder) as chat,
+        watchdog.running(),
+        build_server(settings, rooms, decoder, watchdog, revocations, node_cap) as chat,
         control_http.build(
             control, NoticeVerifier(decoder), settings.host, settings.control_port
         ) as control_server,
     ):
-        yield Servers(chat, control_server)
+        yield Servers(chat, control_server, node_cap, revocations)

@@ -38,6 +38,8 @@ CLOSE_POLICY_VIOLATION = 1008
 CLOSE_MESSAGE_TOO_BIG = 1009
 CLOSE_SESSION_ENDED = 4401
 CLOSE_ROOM_DELETED = 4404
+CLOSE_SLOW_CONSUMER = 4008  # fell behind: buffer over the bound, or no pong in time
+CLOSE_TOO_MANY_CONNECTIONS = 4429  # the user already has MAX_CONNECTIONS_PER_USER sockets
 
 MAX_FRAME_BYTES = 16384
 MAX_TEXT_CHARS = 2000
@@ -52,3 +54,5 @@ CONTROL_USER_PREFIX, CONTROL_USER_SUFFIX = "/users/", "/revoked"
 # User ids are the website's UUIDs; anything id-like is accepted, nothing path-like.
 USER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 HEALTHZ_PATH = "/healthz"
+# The `sid` claim (user tokens, user_revoked notices): an opaque handle of a website session.
+SID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"

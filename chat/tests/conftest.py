@@ -114,7 +114,8 @@ async def start_chat(website: FakeWebsite) -> AsyncIterator[StartChat]:
                         "jwks_url": website.jwks_url}  # fmt: skip
             settings = Settings(**{**defaults, **overrides})
             servers = await stack.enter_async_context(build_servers(settings, keys))
-            return Chat(servers.chat, servers.control, website)
+            return Chat(servers.chat, servers.control, website, servers.node_cap,
+                        servers.revocations)  # fmt: skip
 
         yield start
 

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import os
+import socket
+import struct
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -17,6 +21,8 @@ from websockets.asyncio.client import connect as Connect  # the type, named for 
 from websockets.asyncio.server import Server
 
 from chat import wire
+from chat.caps import NodeCap
+from chat.revocations import Revocations
 
 JWKS_PATH = "/.well-known/jwks.json"
 TIMEOUT_S = 3  # generous bound on every wait: a hang fails the test instead of the suite
@@ -93,6 +99,8 @@ class Chat:
     server: Server  # the client port
     control: Server  # the control port
     website: FakeWebsite
+    node_cap: NodeCap
+    revocations: Revocations
 
     @property
     def port(self) -> int:
@@ -150,3 +158,81 @@ async def recv_type(ws: ClientConnection, kind: str) -> dict[str, Any]:
     frame = await recv_json(ws)
     assert frame["type"] == kind, frame
     return frame
+
+
+class RawClient:
+    """A WebSocket client on a bare socket that completes the upgrade and then reads only
+    when told to: a client that stopped reading, as far as the server can tell."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    @classmethod
+    async def open(cls, port: int, token: str, room: str = "lobby",
+                   rcvbuf: int | None = None) -> RawClient:  # fmt: skip
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf is not None:  # before connecting, so the window is small from the start
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.setblocking(False)
+        loop = asyncio.get_running_loop()
+        key = base64.b64encode(os.urandom(16)).decode()
+        request = "\r\n".join([
+            f"GET {wire.WS_PATH_PREFIX}{room} HTTP/1.1", f"Host: 127.0.0.1:{port}",
+            "Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Version: 13",
+            f"Sec-WebSocket-Key: {key}", f"Authorization: Bearer {token}", "", "",
+        ])  # fmt: skip
+        async with asyncio.timeout(TIMEOUT_S):
+            await loop.sock_connect(sock, ("127.0.0.1", port))
+            await loop.sock_sendall(sock, request.encode())
+            head = b""
+            while b"\r\n\r\n" not in head:  # byte by byte: not one byte of a frame read
+                chunk = await loop.sock_recv(sock, 1)
+                assert chunk, f"closed during the upgrade: {head!r}"
+                head += chunk
+        assert head.startswith(b"HTTP/1.1 101"), head
+        return cls(sock)
+
+    async def read_all(self, within_s: float = TIMEOUT_S) -> bytes:
+        """Everything the server sent until it closed the connection."""
+        loop = asyncio.get_running_loop()
+        data = b""
+        async with asyncio.timeout(within_s):
+            while True:
+                try:
+                    chunk = await loop.sock_recv(self.sock, 65536)
+                except ConnectionResetError:
+                    return data
+                if not chunk:
+                    return data
+                data += chunk
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def server_frames(data: bytes) -> list[tuple[int, bytes]]:
+    """(opcode, payload) of each whole unmasked frame in `data`."""
+    frames, i = [], 0
+    while i + 2 <= len(data):
+        opcode, length = data[i] & 0x0F, data[i + 1] & 0x7F
+        i += 2
+        if length == 126:
+            (length,) = struct.unpack("!H", data[i : i + 2])
+            i += 2
+        elif length == 127:
+            (length,) = struct.unpack("!Q", data[i : i + 8])
+            i += 8
+        if i + length > len(data):
+            break
+        frames.append((opcode, data[i : i + length]))
+        i += length
+    return frames
+
+
+def close_code_in(data: bytes) -> int | None:
+    """The code of the close frame among the server's frames, None if there is none."""
+    for opcode, payload in server_frames(data):
+        if opcode == 0x8 and len(payload) >= 2:
+            code: int = struct.unpack("!H", payload[:2])[0]
+            return code
+    return None

@@ -13,11 +13,10 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from websockets.asyncio.client import connect
-from websockets.asyncio.server import broadcast as websockets_broadcast
 from websockets.exceptions import InvalidStatus
 
-from chat import handler as chat_handler
 from chat import telemetry, wire
+from chat.keepalive import Watchdog
 from tests.helpers import TIMEOUT_S, Chat, recv_type
 
 
@@ -146,14 +145,14 @@ async def test_log_lines_carry_the_active_span_ids(
     log_output: io.StringIO,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real_broadcast = websockets_broadcast
+    real_broadcast = Watchdog.broadcast
 
-    def logging_broadcast(recipients: Any, frame: str) -> None:
-        # Stands in for what websockets logs while writing (e.g. a failed write).
+    def logging_broadcast(self: Watchdog, recipients: Any, frame: str) -> int:
+        # Stands in for what is logged while writing (a failed write, a slow consumer cut).
         logging.getLogger("websockets.server").warning("during broadcast")
-        real_broadcast(recipients, frame)
+        return real_broadcast(self, recipients, frame)
 
-    monkeypatch.setattr(chat_handler, "broadcast", logging_broadcast)
+    monkeypatch.setattr(Watchdog, "broadcast", logging_broadcast)
     with pytest.raises(InvalidStatus):
         async with chat.connect("lobby", "junk"):
             pass

@@ -68,7 +68,9 @@ def test_timestamps_are_rfc3339_utc_millis() -> None:
 ENV_NAMES = (
     "CHAT_HOST", "CHAT_PORT", "CONTROL_PORT", "METRICS_PORT", "JWKS_URL", "ALLOWED_ORIGINS",
     "LOG_LEVEL", "JWKS_TTL_S", "JWKS_MIN_REFRESH_S", "JWKS_TIMEOUT_S", "RATE_LIMIT_PER_S",
-    "RATE_LIMIT_BURST", "FLOOD_REJECTIONS", "FLOOD_WINDOW_S",
+    "RATE_LIMIT_BURST", "FLOOD_REJECTIONS", "FLOOD_WINDOW_S", "PING_INTERVAL_S",
+    "PING_TIMEOUT_S", "SEND_BUFFER_BYTES", "MAX_CONNECTIONS_PER_USER", "MAX_CONNECTIONS",
+    "REVOCATION_MEMORY_S",
 )  # fmt: skip
 
 
@@ -92,6 +94,20 @@ def test_settings_from_env(env: pytest.MonkeyPatch) -> None:
     assert (s.jwks_ttl_s, s.flood_window_s) == (300.0, 2.5)  # empty: the default
 
 
+def test_bounds_settings_defaults_and_env(env: pytest.MonkeyPatch) -> None:
+    s = Settings()
+    assert (s.ping_interval_s, s.ping_timeout_s, s.send_buffer_bytes) == (10.0, 15.0, 65536)
+    assert (s.max_connections_per_user, s.max_connections) == (16, 20000)
+    assert s.revocation_memory_s == 125.0  # TOKEN_MAX_LIFETIME_S + the 5 s leeway
+    for name, value in {"PING_INTERVAL_S": "5", "PING_TIMEOUT_S": "7.5",
+                        "SEND_BUFFER_BYTES": "131072", "MAX_CONNECTIONS_PER_USER": "4",
+                        "MAX_CONNECTIONS": "100", "REVOCATION_MEMORY_S": "60"}.items():  # fmt: skip
+        env.setenv(name, value)
+    s = load_settings()
+    assert (s.ping_interval_s, s.ping_timeout_s, s.send_buffer_bytes) == (5.0, 7.5, 131072)
+    assert (s.max_connections_per_user, s.max_connections, s.revocation_memory_s) == (4, 100, 60)
+
+
 def test_settings_by_name_in_tests(env: pytest.MonkeyPatch) -> None:
     s = Settings(port=0, control_port=0, allowed_origins=frozenset({"HTTPS://B.example/"}))
     assert (s.port, s.control_port, s.allowed_origins) == (0, 0, frozenset({"https://b.example"}))
@@ -100,7 +116,10 @@ def test_settings_by_name_in_tests(env: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize(
     ("name", "value"),
     [("CHAT_PORT", "eighty"), ("CONTROL_PORT", "70000"), ("LOG_LEVEL", "loud"),
-     ("RATE_LIMIT_PER_S", "0"), ("RATE_LIMIT_BURST", "-1"), ("CONTROL_PORT", "8001")],
+     ("RATE_LIMIT_PER_S", "0"), ("RATE_LIMIT_BURST", "-1"), ("CONTROL_PORT", "8001"),
+     ("PING_INTERVAL_S", "0"), ("PING_TIMEOUT_S", "-1"), ("SEND_BUFFER_BYTES", "100"),
+     ("MAX_CONNECTIONS_PER_USER", "0"), ("MAX_CONNECTIONS", "many"),
+     ("REVOCATION_MEMORY_S", "0")],
 )  # fmt: skip
 def test_invalid_settings_stop_the_start(env: pytest.MonkeyPatch, name: str, value: str) -> None:
     env.setenv(name, value)

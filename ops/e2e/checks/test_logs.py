@@ -103,6 +103,23 @@ def test_service_lines_carry_required_fields(artifacts: Path, service: str) -> N
     assert not problems, report(problems)
 
 
+# PostgreSQL's own lines use its jsonlog fields; the entrypoint's lines use ours.
+DB_SERVER_FIELDS = {"timestamp", "error_severity", "message"}
+
+
+def test_db_lines_are_json_with_known_fields(artifacts: Path) -> None:
+    records, bad = parse(artifacts / "logs-db.jsonl")
+    assert records, "logs-db.jsonl holds no JSON log line"
+    odd = [
+        f"db: neither PostgreSQL's jsonlog nor the entrypoint's fields in {r}"
+        for r in records
+        if not (
+            r.keys() >= DB_SERVER_FIELDS or (r.keys() >= SERVICE_FIELDS and r["service"] == "db")
+        )
+    ]
+    assert not bad + odd, report(bad + odd)
+
+
 @pytest.mark.parametrize("service", WRITERS)
 def test_service_wrote_something(artifacts: Path, service: str) -> None:
     records, _ = parse(artifacts / f"logs-{service}.jsonl")

@@ -552,3 +552,32 @@ def b64url_decode(part: str) -> bytes:
 
 def b64url_encode(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+# ---------------------------------------------------------------- raw upgrades (hostile tests)
+
+
+def ws_address(settings: Settings) -> tuple[str, int]:
+    """nginx's host and port, from WS_BASE_URL."""
+    parts = urlsplit(settings.ws_base_url)
+    return parts.hostname or "nginx", parts.port or 80
+
+
+async def raw_upgrade(
+    settings: Settings, path: str, headers: list[tuple[str, str]], host: str | None = None
+) -> tuple[int, bytes]:
+    """Sends an upgrade request with exactly these extra header lines (UTF-8, repeats kept,
+    nothing tidied up) and returns the status and the response head."""
+    address = ws_address(settings)
+    lines = [f"GET {path} HTTP/1.1", f"Host: {host or urlsplit(settings.ws_base_url).netloc}",
+             "Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Version: 13",
+             f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}"]  # fmt: skip
+    lines += [f"{name}: {value}" for name, value in headers]
+    async with asyncio.timeout(WAIT):
+        reader, writer = await asyncio.open_connection(*address)
+        try:
+            writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+            head = await reader.readuntil(b"\r\n\r\n")
+        finally:
+            writer.close()
+    return int(head.split(b" ", 2)[1]), head

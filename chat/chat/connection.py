@@ -1,0 +1,59 @@
+"""The chat's server connection: who is on the other end, its keepalive state, and what its
+end releases (its place under the node cap)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import Any
+
+from websockets.asyncio.server import ServerConnection
+from websockets.protocol import State
+
+from . import telemetry
+from .auth import Identity
+
+
+class ChatConnection(ServerConnection):
+    """A server connection that knows who is on the other end (set by the gate)."""
+
+    identity: Identity
+    request_id: str = ""
+    handshake_trace: telemetry.RequestTrace | None = None  # set by the gate, not for /healthz
+    # Keepalive (keepalive.Watchdog): the payload of our unanswered ping, when it was sent,
+    # and when the next one is due. One ping at a time: a pong for it proves the client has
+    # read everything written before it.
+    ping_payload: bytes | None = None
+    ping_sent_at: float = 0.0
+    next_ping_at: float = 0.0
+    cut_reason: str | None = None  # set once when cut as a slow consumer
+    # Called once when the TCP connection is gone (the node cap's release).
+    on_lost: Callable[[], None] | None = None
+
+    async def handshake(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            await super().handshake(*args, **kwargs)
+        except BaseException as exc:  # open_timeout, cancellation
+            if self.handshake_trace is not None:
+                self.handshake_trace.end(error=exc)
+            raise
+        if (ht := self.handshake_trace) is None:
+            return
+        status = None if self.response is None else self.response.status_code
+        if status != HTTPStatus.SWITCHING_PROTOCOLS or self.protocol.state is not State.OPEN:
+            # Rejected (by the gate, by websockets, 503 while shutting down) or client gone.
+            ht.end(status)
+        # Accepted: the handler ends the span once the socket has joined its room.
+
+    def acknowledge_pings(self, data: bytes) -> None:
+        # Our keepalive pings never go through ping(), so websockets' own bookkeeping
+        # (pending_pings) never sees them: record the pong here, then let it do the rest.
+        if self.ping_payload is not None and data == self.ping_payload:
+            self.ping_payload = None
+        super().acknowledge_pings(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        on_lost, self.on_lost = self.on_lost, None
+        if on_lost is not None:
+            on_lost()

@@ -1,0 +1,150 @@
+"""Slow consumers: a client that stops reading is cut with 4008 (no pong in time, or unsent
+bytes over the bound), counted and logged, while the rest of its room carries on; a client
+that reads stays, however long it lives."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import socket
+import time
+
+from prometheus_client import REGISTRY
+from websockets.asyncio.client import ClientConnection
+
+from chat import wire
+from chat.connection import ChatConnection
+from tests.conftest import StartChat
+from tests.helpers import Chat, RawClient, close_code_in, recv_type
+
+FAST = {"ping_interval_s": 0.2, "ping_timeout_s": 0.4}  # cut within ~0.7 s
+
+
+def cut(reason: str) -> float:
+    return REGISTRY.get_sample_value("chat_slow_consumers_total", {"reason": reason}) or 0.0
+
+
+def server_side(chat: Chat, user_id: str) -> ChatConnection:
+    [conn] = [c for c in chat.server.connections
+              if isinstance(c, ChatConnection) and c.identity.user_id == user_id]  # fmt: skip
+    return conn
+
+
+async def say(ws: ClientConnection, text: str) -> None:
+    await ws.send(json.dumps({"type": wire.FRAME_MESSAGE, "text": text}))
+
+
+async def test_unanswered_ping_cuts_with_4008_and_a_reader_stays(
+    start_chat: StartChat, log_output: io.StringIO
+) -> None:
+    chat = await start_chat(**FAST)
+    before = cut("pong")
+    async with chat.join(sub="reader", name="Reader") as reader:
+        await recv_type(reader, wire.FRAME_WELCOME)
+        slow = await RawClient.open(chat.port, chat.website.mint(sub="slow", name="Slow"))
+        try:
+            await recv_type(reader, wire.FRAME_JOIN)
+            started = time.monotonic()
+            data = await slow.read_all(within_s=3)  # reads only now: the cut already happened
+        finally:
+            slow.close()
+        leave = await recv_type(reader, wire.FRAME_LEAVE)
+        assert leave["user"] == {"id": "slow", "name": "Slow"}
+        assert close_code_in(data) == wire.CLOSE_SLOW_CONSUMER
+        assert time.monotonic() - started < 2
+        assert cut("pong") == before + 1
+        # Held the other way: the reader answered every ping for many intervals, and stays.
+        await asyncio.sleep(1.0)
+        await say(reader, "still here")
+        assert (await recv_type(reader, wire.FRAME_MESSAGE))["text"] == "still here"
+    lines = [json.loads(line) for line in log_output.getvalue().splitlines()]
+    [line] = [r for r in lines if r["event"] == "slow consumer cut"]
+    assert (line["reason"], line["user_id"], line["room"]) == ("pong", "slow", "lobby")
+
+
+async def test_buffer_over_the_bound_cuts_with_4008_the_sender_carries_on(
+    start_chat: StartChat,
+) -> None:
+    # Pings far apart: only the buffer bound can cut here.
+    chat = await start_chat(send_buffer_bytes=4096, ping_interval_s=60, rate_per_s=1000,
+                            rate_burst=1000)  # fmt: skip
+    before = cut("buffer")
+    async with chat.join(sub="reader", name="Reader") as reader:
+        await recv_type(reader, wire.FRAME_WELCOME)
+        slow = await RawClient.open(chat.port, chat.website.mint(sub="slow"), rcvbuf=4096)
+        try:
+            await recv_type(reader, wire.FRAME_JOIN)
+            # Small kernel buffers on both ends, so our own transport buffer fills soon.
+            sock = server_side(chat, "slow").transport.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            text = "x" * 1000
+            for i in range(400):
+                await say(reader, f"{i} {text}")
+                frame = await recv_type(reader, wire.FRAME_MESSAGE)  # normal service meanwhile
+                assert frame["text"].startswith(f"{i} ")
+                if cut("buffer") > before:
+                    break
+            assert cut("buffer") == before + 1, "never over the bound"
+            leave = await recv_type(reader, wire.FRAME_LEAVE)
+            assert leave["user"]["id"] == "slow"
+            data = await slow.read_all()
+        finally:
+            slow.close()
+        # The close frame was queued behind the unread data, then the transport aborted:
+        # what reached the client is cut short, and the server did not wait for it.
+        assert close_code_in(data) in (None, wire.CLOSE_SLOW_CONSUMER)
+        await say(reader, "after")
+        assert (await recv_type(reader, wire.FRAME_MESSAGE))["text"] == "after"
+    assert cut("pong") >= 0  # exported from 0
+
+
+async def test_buffer_under_the_bound_is_not_cut(start_chat: StartChat) -> None:
+    """Held the other way: a client that stops reading but whose backlog still fits in the
+    kernel's buffers and under the bound stays open (until its ping times out)."""
+    chat = await start_chat(send_buffer_bytes=1 << 20, ping_interval_s=60)
+    before = cut("buffer")
+    async with chat.join(sub="reader") as reader:
+        await recv_type(reader, wire.FRAME_WELCOME)
+        slow = await RawClient.open(chat.port, chat.website.mint(sub="slow"))
+        try:
+            await recv_type(reader, wire.FRAME_JOIN)
+            for i in range(20):
+                await say(reader, f"{i} " + "y" * 1000)
+                await recv_type(reader, wire.FRAME_MESSAGE)
+            await asyncio.sleep(0.3)
+            assert server_side(chat, "slow").cut_reason is None
+            assert cut("buffer") == before
+        finally:
+            slow.close()
+
+
+async def test_many_stalled_clients_leave_the_room_fast_for_the_reader(
+    start_chat: StartChat,
+) -> None:
+    chat = await start_chat(**FAST, rate_per_s=1000, rate_burst=1000)
+    async with chat.join(sub="reader") as reader:
+        await recv_type(reader, wire.FRAME_WELCOME)
+        stalled = [await RawClient.open(chat.port, chat.website.mint(sub=f"s{i}"))
+                   for i in range(10)]  # fmt: skip
+        try:
+            latencies: list[float] = []
+            leaves: set[str] = set()
+            deadline = time.monotonic() + 3
+            while len(leaves) < 10 and time.monotonic() < deadline:
+                sent = time.perf_counter()
+                await say(reader, "z" * 1000)
+                while True:
+                    raw = json.loads(await asyncio.wait_for(reader.recv(), 2))
+                    if raw["type"] == wire.FRAME_LEAVE:
+                        leaves.add(raw["user"]["id"])
+                    elif raw["type"] == wire.FRAME_MESSAGE:
+                        latencies.append(time.perf_counter() - sent)
+                        break
+                await asyncio.sleep(0.02)
+            assert len(leaves) == 10, leaves
+            latencies.sort()
+            assert latencies[int(len(latencies) * 0.99) - 1] < 0.1, latencies[-5:]
+        finally:
+            for s in stalled:
+                s.close()
