@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 from websockets.typing import Origin
 
 WAIT = 5.0  # seconds: the bound on every single wait for the stack
@@ -581,3 +582,29 @@ async def raw_upgrade(
         finally:
             writer.close()
     return int(head.split(b" ", 2)[1]), head
+
+
+# ---------------------------------------------------------------- revocation
+
+
+REVOKED_WITHIN_S = 5.0  # docs/design.md §4: revocations close sockets within this
+SESSION_ENDED = 4401
+
+
+async def closed_with(peer: Peer, timeout: float = REVOKED_WITHIN_S) -> int | None:
+    """The close code the server sent within `timeout` (frames before it are skipped)."""
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                await peer.ws.recv()
+    except ConnectionClosed as closed:
+        return None if closed.rcvd is None else closed.rcvd.code
+    except TimeoutError:
+        raise AssertionError(f"{peer.label}: still open after {timeout} s") from None
+
+
+async def still_open(peer: Peer, speaker: Peer) -> None:
+    """`peer` still hears what `speaker` says."""
+    client_id = await speaker.say(f"still here {uuid.uuid4().hex[:8]}")
+    frame, _ = await peer.recv_until(lambda f: f.get("client_id") == client_id)
+    assert frame["type"] == "message", frame
