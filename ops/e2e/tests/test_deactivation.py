@@ -30,7 +30,7 @@ async def operator_finished(done: Path, timeout: float = 10.0) -> float:
     deadline = time.monotonic() + timeout
     while (at := finished_at(done)) is None:
         assert time.monotonic() < deadline, f"{done} never written"
-        await asyncio.sleep(0.2)  # noqa: ASYNC110 - a file written by another process
+        await asyncio.sleep(0.2)
     return at
 
 
