@@ -11,6 +11,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.pool import QueuePool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -139,6 +141,30 @@ async def _redirect(request: Request, exc: Redirect) -> Response:
     return response
 
 
+# The database is down, restarting or unreachable: connection-level failures only (a
+# constraint violation is still the route's business, and a bug still a 500).
+DATABASE_UNREACHABLE: tuple[type[Exception], ...] = (
+    OperationalError,
+    InterfaceError,
+    SQLAlchemyTimeoutError,
+    OSError,
+)
+DATABASE_RETRY_AFTER_S = 5
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> Response:
+    """503 with the friendly page (or JSON), never a traceback: the pool reconnects by itself
+    once the database is back, so the next request after that succeeds."""
+    log.warning("database unavailable", error=type(exc).__name__, path=request.url.path)
+    detail = "Parley's database is briefly unavailable. Try again in a moment."
+    headers = {"Retry-After": str(DATABASE_RETRY_AFTER_S)}
+    if _wants_html(request):
+        response = render(request, "error.html", 503, status=503, detail=detail)
+        response.headers.update(headers)
+        return response
+    return JSONResponse({"detail": detail}, 503, headers=headers)
+
+
 def create_app(settings: Settings) -> FastAPI:
     """A new app for these settings; nothing is opened until its lifespan starts."""
     app = FastAPI(title="Parley website", lifespan=lifespan, docs_url=None, redoc_url=None)
@@ -156,5 +182,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.exception_handler(RequestValidationError)(_validation_error)
     app.exception_handler(Redirect)(_redirect)
     app.exception_handler(HasherBusy)(_hasher_busy)
+    for unreachable in DATABASE_UNREACHABLE:
+        app.exception_handler(unreachable)(_database_unavailable)
     instrument_app(app)
     return app

@@ -8,6 +8,7 @@ import base64
 import json
 import os
 import re
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -608,3 +609,34 @@ async def still_open(peer: Peer, speaker: Peer) -> None:
     client_id = await speaker.say(f"still here {uuid.uuid4().hex[:8]}")
     frame, _ = await peer.recv_until(lambda f: f.get("client_id") == client_id)
     assert frame["type"] == "message", frame
+
+
+# ---------------------------------------------------------------- the operator
+
+
+OPERATOR_WAIT_S = 180.0  # for the runner beside the suite to carry out one action
+
+
+def _ask(settings: Settings, action: str) -> Path:
+    done = settings.artifacts_dir / "operator-done.txt"
+    done.unlink(missing_ok=True)
+    (settings.artifacts_dir / "operator-request.txt").write_text(action)
+    return done
+
+
+def _answer(done: Path) -> str | None:
+    text = done.read_text().strip() if done.exists() else ""
+    return text or None
+
+
+async def operator(settings: Settings, action: str) -> str:
+    """Ask the runner beside the suite (ops/checks/chaos, with Docker at hand) to do `action`
+    to the stack; returns what it reports (e.g. how long a stop took) once it is done."""
+    done = _ask(settings, action)
+    deadline = time.monotonic() + OPERATOR_WAIT_S
+    while (answer := _answer(done)) is None:
+        assert time.monotonic() < deadline, f"the operator never did {action!r}"
+        await asyncio.sleep(0.2)
+    status, _, detail = answer.partition(" ")
+    assert status == "0", f"the operator failed to {action}: {detail}"
+    return detail
