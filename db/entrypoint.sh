@@ -2,9 +2,12 @@
 # Parley database entrypoint.
 #
 # `postgres [args]` (the default CMD):
-#   1. as root: create $PGDATA inside the bind mount, give it to postgres (0700), read
-#      the two password secrets (uid 10001, mode 0400: readable by root only here);
-#   2. first start only: initdb (peer for the local superuser, SCRAM-SHA-256 for the rest);
+#   1. as root: create $PGDATA inside the bind mount, refuse a non-empty one that is not a
+#      cluster and not its own interrupted initdb (it never deletes what it did not
+#      create), give it to postgres (0700), read the two password secrets (uid 10001,
+#      mode 0400: readable by root only here);
+#   2. first start only: initdb (peer for the local superuser, SCRAM-SHA-256 for the rest),
+#      marked by $PGDATA.initdb beside it while it runs;
 #   3. every start: a temporary server on the Unix socket only (no TCP, so healthchecks
 #      stay red) brings the roles to one state (db/README.md, "Roles and rights"): the
 #      schema owner (migrations) and the app role (data rights only) exist with the
@@ -74,7 +77,21 @@ else
 fi
 
 # --- 1. data directory -----------------------------------------------------------------
+# initdb runs only while this marker exists beside $PGDATA (never inside: initdb wants an
+# empty directory), so a directory without PG_VERSION is ours to clear only if the marker
+# says a previous start began initdb there. Decided before anything in it is touched.
+initdb_marker=$PGDATA.initdb
 mkdir -p "$PGDATA"
+if [[ -e $initdb_marker ]]; then
+  data_state=interrupted  # initdb began and never finished (even if PG_VERSION exists)
+elif [[ -s $PGDATA/PG_VERSION ]]; then
+  data_state=cluster
+elif [[ -z $(ls -A "$PGDATA") ]]; then
+  data_state=empty
+else
+  die "refusing to use a non-empty data directory Parley did not create" \
+    "$PGDATA has files but no PG_VERSION and no $initdb_marker; nothing was changed. Move them away (or restore a backup into an empty directory: ops/restore)"
+fi
 if [[ $(id -u) == 0 ]]; then
   # Only the directory Parley owns is chowned; the mount point itself belongs to the
   # host user and merely needs to be traversable by postgres.
@@ -110,17 +127,18 @@ owner_password=$(read_secret "$POSTGRES_OWNER_PASSWORD_FILE")
 app_password=$(read_secret "$POSTGRES_PASSWORD_FILE")
 
 # --- 2. first start: initdb --------------------------------------------------------------
-if [[ -s $PGDATA/PG_VERSION ]]; then
+if [[ $data_state == cluster ]]; then
   version=$(<"$PGDATA/PG_VERSION")
   [[ $version == "$PG_MAJOR" ]] ||
     die "data directory is from another PostgreSQL major version" "$PGDATA is $version, server is $PG_MAJOR; upgrade with pg_upgrade or dump/restore"
 else
-  # Leftovers of an interrupted initdb would make it refuse to run; nothing in an
-  # uninitialised data directory is worth keeping.
-  if [[ -n $(ls -A "$PGDATA") ]]; then
-    log warning "removing an incomplete data directory" "$PGDATA"
+  if [[ $data_state == interrupted ]]; then
+    # The leftovers of our own interrupted initdb (the marker proves it) would make it
+    # refuse to run; an initdb that never finished holds no data.
+    log warning "removing the leftovers of an interrupted initdb" "$PGDATA"
     find "$PGDATA" -mindepth 1 -delete
   fi
+  : >"$initdb_marker" || die "cannot write the initdb marker" "$initdb_marker"
   log info "initialising database cluster" "$PGDATA"
   # builtin C.UTF-8 provider (new in 17): code-point collation and Unicode case mapping
   # that never change with a glibc upgrade, so text indexes never need a REINDEX.
@@ -128,6 +146,7 @@ else
     --auth-local=peer --auth-host=scram-sha-256 \
     --encoding=UTF8 --locale-provider=builtin --builtin-locale=C.UTF-8 --locale=C.UTF-8 \
     --data-checksums >/dev/null
+  rm -f "$initdb_marker"
 fi
 
 # The configuration lives in the image (/etc/postgresql/parley); $PGDATA only points there.
