@@ -6,24 +6,29 @@ Each test checks one state and waits for it (bounded by ALERT_WAIT seconds, defa
 stopping and starting services is ops/checks/alerts' job, since this container cannot drive
 Docker. Its sequence, one pytest run per step:
 
+    before     → checks/test_alerts.py::test_quiet_before_outages
     stop chat  → checks/test_alerts.py::test_chat_unavailable_fires
     start chat → checks/test_alerts.py::test_chat_unavailable_resolves
     stop db    → checks/test_alerts.py::test_database_down_fires
     start db   → checks/test_alerts.py::test_database_down_resolves
 
-"Fires": Prometheus lists the alert as firing, and the receiver's latest notification about
-it is a firing one that arrived after the stop. "Resolves": Prometheus lists it neither
-firing nor pending, and the latest notification about it is a resolved one that arrived
-after the start. ALERTS_SINCE (Unix time of the stop or start, set by the driver) bounds
-"after" and turns the timings printed into seconds since that moment. Needs the test stack
-(ops/compose.test.yml: the receiver, the short alert durations) with PARLEY_OBSERVABILITY=1.
+"Quiet": neither alert is pending or firing in Prometheus, and the receiver's latest
+notification about each, if any, is a resolved one (a stack that has just started may still be
+resolving ChatUnavailable from its own start; Alertmanager would not notify again for an alert
+that never resolved). "Fires": Prometheus lists the alert as firing, and the receiver's latest
+notification about it is a firing one that arrived after the stop. "Resolves": Prometheus lists
+it neither firing nor pending, and the latest notification about it is a resolved one that
+arrived after the start. ALERTS_SINCE (Unix time of the stop or start, set by the driver)
+bounds "after" and turns the timings printed into seconds since that moment. Needs the test
+stack (ops/compose.test.yml: the receiver, the short alert durations) with
+PARLEY_OBSERVABILITY=1.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,25 +108,35 @@ class Watch:
         return Seen(self.prometheus_state(alertname), self.latest_notice(alertname))
 
     def wait(self, alertname: str, prometheus: set[str], notified: str) -> Notice:
-        """Until Prometheus' state is in `prometheus` and the latest notification since
-        SINCE is `notified`; fails with what was last seen after WAIT seconds."""
+        """Until Prometheus' state is in `prometheus` and the latest notification is
+        `notified` and arrived after SINCE; fails with what was last seen after WAIT seconds."""
+
+        def done(seen: Seen) -> bool:
+            notice = seen.notice
+            return (
+                notice is not None
+                and seen.prometheus in prometheus
+                and notice.status == notified
+                and notice.received >= SINCE
+            )
+
+        seen = self.until(alertname, done, f"not {notified}")
+        assert seen.notice is not None
+        return seen.notice
+
+    def until(self, alertname: str, done: Callable[[Seen], bool], failure: str) -> Seen:
+        """Polls until `done` holds for what is seen about `alertname`, at most WAIT s."""
         deadline = time.monotonic() + WAIT
         while True:
             try:
                 seen = self.seen(alertname)
+                if done(seen):
+                    return seen
                 last = str(seen)
-                notice = seen.notice
-                if (
-                    notice is not None
-                    and seen.prometheus in prometheus
-                    and notice.status == notified
-                    and notice.received >= SINCE
-                ):
-                    return notice
             except (AssertionError, httpx.HTTPError, ValueError, KeyError) as exc:
                 last = f"{type(exc).__name__}: {str(exc)[:200]}"
             if time.monotonic() > deadline:
-                pytest.fail(f"{alertname}: not {notified} within {WAIT:.0f}s; last seen: {last}")
+                pytest.fail(f"{alertname}: {failure} within {WAIT:.0f}s; last seen: {last}")
             time.sleep(POLL)
 
 
@@ -148,6 +163,16 @@ def expect_firing(watch: Watch, alertname: str, summary: str) -> None:
 def expect_resolved(watch: Watch, alertname: str) -> None:
     notice = watch.wait(alertname, prometheus={"inactive"}, notified="resolved")
     report(alertname, notice)
+
+
+@pytest.mark.parametrize("alertname", ["ChatUnavailable", "DatabaseDown"])
+def test_quiet_before_outages(watch: Watch, alertname: str) -> None:
+    def quiet(seen: Seen) -> bool:
+        return seen.prometheus == "inactive" and (
+            seen.notice is None or seen.notice.status == "resolved"
+        )
+
+    watch.until(alertname, quiet, "still pending or firing")
 
 
 def test_chat_unavailable_fires(watch: Watch) -> None:
