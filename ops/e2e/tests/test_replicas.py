@@ -16,7 +16,7 @@ import uuid
 
 import pytest
 
-from support import SESSION_ENDED, Client, Join, MakeUser, Peer, closed_with
+from support import SESSION_ENDED, Client, Join, Json, MakeUser, Peer, closed_with
 
 pytestmark = pytest.mark.replicas
 
@@ -68,9 +68,9 @@ async def on_node(join: Join, client: Client, room: str, *, want: str | None = N
     )
 
 
-async def drain_presence(peer: Peer, within_s: float = 0.7) -> list[dict[str, object]]:
+async def drain_presence(peer: Peer, within_s: float = 0.7) -> list[Json]:
     """Frames arriving for a while (what should be nothing, or exactly one presence frame)."""
-    frames = []
+    frames: list[Json] = []
     with contextlib.suppress(AssertionError):
         while True:
             frames.append(await peer.recv(timeout=within_s))
