@@ -111,9 +111,11 @@ class Bus:
         it, or at once while the bus is down; callers bound the wait."""
         self._wanted.add(channel)
         pubsub = self._pubsub
-        if pubsub is None or not self.up:
+        if pubsub is None:  # no session: the next one subscribes to everything wanted
             return
-        confirmed = self._confirmed[channel] = asyncio.get_running_loop().create_future()
+        confirmed = self._confirmed.get(channel)
+        if confirmed is None or confirmed.done():  # else one is on its way: share it
+            confirmed = self._confirmed[channel] = asyncio.get_running_loop().create_future()
         try:
             await pubsub.subscribe(channel)
             await confirmed
@@ -124,7 +126,7 @@ class Bus:
         self._wanted.discard(channel)
         self._confirmed.pop(channel, None)
         pubsub = self._pubsub
-        if pubsub is not None and self.up:
+        if pubsub is not None:
             task = asyncio.create_task(self._quietly(pubsub.unsubscribe(channel)))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -176,15 +178,18 @@ class Bus:
         pubsub = client.pubsub()
         try:
             await client.ping()
+            # From here on subscribe() sends its own SUBSCRIBE too, so a channel wanted while
+            # this session starts is never missed (no await between these three lines).
+            self._pubsub = pubsub
             channels = sorted(self._wanted)
             loop = asyncio.get_running_loop()
             self._confirmed = {ch: loop.create_future() for ch in channels}
-            self._pubsub = pubsub
+            initial = list(self._confirmed.values())
             await pubsub.subscribe(*channels)
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._read(pubsub))
                 async with asyncio.timeout(self._timeout):
-                    await asyncio.gather(*self._confirmed.values())
+                    await asyncio.gather(*initial)
                 self._client = client
                 self._set_up()
                 group.create_task(self._write_loop(client))

@@ -48,7 +48,10 @@ class ControlChannel:
     def _done(self, task: asyncio.Task[int | None]) -> None:
         self._pending.discard(task)
         self.handled += 1
-        self.last = None if task.cancelled() or task.exception() else task.result()
+        error = None if task.cancelled() else task.exception()
+        if error is not None:  # a bug, not a refused notice: say so
+            log.error("control message failed", error=type(error).__name__)
+        self.last = None if task.cancelled() or error is not None else task.result()
 
     async def handle(self, data: bytes) -> int | None:
         """Verifies and applies one message; returns how many sockets it closes (None if

@@ -277,6 +277,14 @@ async def test_redis_down_at_start_then_up(start_chat: StartChat, tmp_path: Path
             assert await http_get(a.port, wire.READYZ_PATH) == (200, "ready\n")
             await until(lambda: own.client().hkeys("parley:presence:room") != [],
                         "Alice's presence entry")  # fmt: skip
+            # The room she joined while the bus was away is subscribed now: Bob, on another
+            # replica, is welcomed with her, she hears him join and speak.
+            b = await start_chat(redis_server=own)
+            async with b.join("room", "u2", "Bob") as bob:
+                assert names(await recv_type(bob, wire.FRAME_WELCOME)) == {"u1", "u2"}
+                assert (await next_of(alice, wire.FRAME_JOIN))["user"]["id"] == "u2"
+                await say(bob, "hello")
+                assert (await _message(alice))[0]["text"] == "hello"
     finally:
         own.stop()
 
