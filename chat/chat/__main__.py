@@ -24,8 +24,9 @@ async def run(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     start_http_server(settings.metrics_port, addr=settings.host)
     async with build_servers(settings) as servers:
-        log.info("chat listening", port=settings.port, control_port=settings.control_port,
-                 metrics_port=settings.metrics_port)  # fmt: skip
+        redis = f"{settings.redis_host}:{settings.redis_port}"
+        log.info("chat listening", port=settings.port, metrics_port=settings.metrics_port,
+                 node=settings.node_id, redis=redis)  # fmt: skip
         await stop.wait()
         # Leaving the block closes every socket with 1001 and waits for the handlers.
         log.info("chat stopping", connections=len(servers.chat.connections))
@@ -33,6 +34,7 @@ async def run(settings: Settings) -> None:
 
 def main() -> None:
     settings = load_settings()
+    settings.redis_password()  # readable, or stop here with a message naming the variable
     logsetup.configure(settings.log_level)
     tracing = telemetry.configure()
     log.info("chat starting", host=settings.host, port=settings.port,

@@ -62,7 +62,7 @@ def _bearer(headers: Headers) -> str | None:
 
 
 def extract_bearer(headers: Headers) -> str:
-    """The token of `Authorization: Bearer <jwt>` (the control port's only way)."""
+    """The token of `Authorization: Bearer <jwt>` (non-browser clients)."""
     token = _bearer(headers)
     if token is None:
         raise unauthorized("missing token", "missing_token")

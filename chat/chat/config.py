@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+from pathlib import Path
 from typing import Annotated, Any, Self
 
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -11,6 +13,7 @@ from . import wire
 from .auth import LEEWAY_S
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+NODE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"  # no ":" (presence fields are node:user_id)
 
 
 class Settings(BaseSettings):
@@ -27,8 +30,6 @@ class Settings(BaseSettings):
 
     host: str = Field(default="0.0.0.0", min_length=1, validation_alias="CHAT_HOST")
     port: int = Field(default=8001, ge=0, le=65535, validation_alias="CHAT_PORT")
-    # The website's notices (internal only: nginx never routes here, compose publishes nothing).
-    control_port: int = Field(default=8002, ge=0, le=65535, validation_alias="CONTROL_PORT")
     metrics_port: int = Field(default=9100, ge=0, le=65535, validation_alias="METRICS_PORT")
     jwks_url: str = Field(
         default="http://website:8000/.well-known/jwks.json", validation_alias="JWKS_URL"
@@ -63,6 +64,28 @@ class Settings(BaseSettings):
         default=wire.TOKEN_MAX_LIFETIME_S + LEEWAY_S, gt=0, validation_alias="REVOCATION_MEMORY_S"
     )
 
+    # The bus (Redis): messages and presence between replicas, the website's notices.
+    redis_host: str = Field(default="redis", min_length=1, validation_alias="REDIS_HOST")
+    redis_port: int = Field(default=6379, ge=1, le=65535, validation_alias="REDIS_PORT")
+    redis_password_file: Path = Field(
+        default=Path("/run/secrets/redis/redis_password"), validation_alias="REDIS_PASSWORD_FILE"
+    )
+    # This replica's name on the bus; a fresh one per start, so a restarted replica's
+    # presence never mixes with what its previous life left behind.
+    node_id: str = Field(
+        default_factory=lambda: secrets.token_hex(6),
+        pattern=NODE_ID_PATTERN,
+        validation_alias="NODE_ID",
+    )
+    # Presence entries expire PRESENCE_TTL_S after the last heartbeat; a crashed replica's
+    # users leave within TTL + PRESENCE_SWEEP_S (20 s by default; the contract says 30 s).
+    presence_ttl_s: float = Field(default=15.0, gt=0, validation_alias="PRESENCE_TTL_S")
+    presence_heartbeat_s: float = Field(default=5.0, gt=0, validation_alias="PRESENCE_HEARTBEAT_S")
+    presence_sweep_s: float = Field(default=5.0, gt=0, validation_alias="PRESENCE_SWEEP_S")
+    # Connect and command timeout, and the longest pause between reconnection attempts.
+    bus_timeout_s: float = Field(default=2.0, gt=0, validation_alias="BUS_TIMEOUT_S")
+    bus_backoff_max_s: float = Field(default=5.0, gt=0, validation_alias="BUS_BACKOFF_MAX_S")
+
     @field_validator("allowed_origins", mode="before")
     @classmethod
     def _origins(cls, value: Any) -> Any:
@@ -80,11 +103,22 @@ class Settings(BaseSettings):
         return level
 
     @model_validator(mode="after")
-    def _distinct_ports(self) -> Self:
-        ports = [p for p in (self.port, self.control_port, self.metrics_port) if p]
-        if len(set(ports)) != len(ports):
-            raise ValueError("CHAT_PORT, CONTROL_PORT and METRICS_PORT must differ")
+    def _consistent(self) -> Self:
+        if self.port and self.port == self.metrics_port:
+            raise ValueError("CHAT_PORT and METRICS_PORT must differ")
+        if self.presence_heartbeat_s >= self.presence_ttl_s:
+            raise ValueError("PRESENCE_HEARTBEAT_S must be below PRESENCE_TTL_S")
         return self
+
+    def redis_password(self) -> str:
+        """The bus password, read from its file at start (never from the environment)."""
+        try:
+            return self.redis_password_file.read_text().strip()
+        except OSError as exc:
+            raise SystemExit(
+                f"invalid chat settings:\n  REDIS_PASSWORD_FILE: cannot read"
+                f" {self.redis_password_file} ({exc.strerror})"
+            ) from None
 
 
 def load_settings() -> Settings:

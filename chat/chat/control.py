@@ -1,7 +1,7 @@
 """Control commands from the website — close a deleted room, end a revoked user's sessions —
-and what they do to the open sockets. Knows no transport: whatever delivers a verified
-command (the HTTP control port today, a message bus when the chat scales out) calls apply().
-The contract: docs/design.md §5, "Control"."""
+and what they do to the open sockets. Knows no transport: control_bus.ControlChannel hands
+it each verified notice from the bus, on every replica. The contract: docs/design.md §5,
+"Control"."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ class Control:
 
     def apply(self, command: Command) -> int:
         """Starts closing the command's sockets; returns how many. Runs in a `chat.control`
-        span, a child of the transport's (the website's trace, over HTTP)."""
+        span, a child of the transport's (`control.message`: the website's trace, over the bus)."""
         match command:
             case CloseRoom(room):
                 kind, target = wire.NOTICE_ROOM_DELETED, {telemetry.ROOM: room}

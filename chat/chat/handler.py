@@ -1,4 +1,5 @@
-"""One connection's life: join the room, relay its messages, leave."""
+"""One connection's life: join the room, relay its messages, leave. Local members are always
+written to first; the relay then carries the same frame to the other replicas."""
 
 from __future__ import annotations
 
@@ -7,25 +8,22 @@ import time
 from collections.abc import Sequence, Set
 
 import structlog
-from opentelemetry import context, trace
-from opentelemetry.context import Context
 from opentelemetry.trace import Link
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from . import metrics, protocol, telemetry, wire
+from . import fanout, metrics, protocol, telemetry, wire
 from .caps import user_over_cap
 from .config import Settings
 from .connection import ChatConnection
 from .keepalive import Watchdog
 from .protocol import ChatMessage, FrameError, User
 from .ratelimit import FloodGuard, TokenBucket
+from .relay import Relay
 from .revocations import Revocations
 from .rooms import Rooms
 
 log = structlog.get_logger()
-_tracer = telemetry.tracer
-_ROOT: Context = telemetry.ROOT
 
 class ChatHandler:
     def __init__(
@@ -34,18 +32,34 @@ class ChatHandler:
         settings: Settings,
         watchdog: Watchdog,
         revocations: Revocations,
+        relay: Relay,
     ) -> None:
         self._rooms = rooms
         self._settings = settings
         self._watchdog = watchdog
         self._revocations = revocations
+        self._relay = relay
 
     async def __call__(self, ws: ServerConnection) -> None:
         assert isinstance(ws, ChatConnection) and ws.handshake_trace is not None
         identity, ht = ws.identity, ws.handshake_trace
         room, user = identity.room, User(identity.user_id, identity.name)
         opened = time.monotonic()
+        # Linked to the room before joining it: the welcome lists members on every replica.
+        try:
+            await self._relay.acquire(room)
+        except BaseException as exc:
+            self._relay.release(room)
+            ht.end(error=exc)
+            raise
+        try:
+            await self._live(ws, room, user, opened)
+        finally:
+            self._relay.release(room)
 
+    async def _live(self, ws: ChatConnection, room: str, user: User, opened: float) -> None:
+        identity, ht = ws.identity, ws.handshake_trace
+        assert ht is not None
         # Still inside the handshake span (current in this task): the join is part of it.
         # From the refusal check to the join nothing awaits, so two tabs opening at once
         # cannot both take the user's last place.
@@ -63,13 +77,15 @@ class ChatHandler:
             await ws.close(code, text)  # waits at most close_timeout for the client
             return
         try:
-            await self._relay(ws, room, user, ht.links)
+            await self._messages(ws, room, user, ht.links)
         finally:
             self._watchdog.unwatch(ws)
             if self._rooms.leave(room, user.id, ws):
-                leave = protocol.presence(wire.FRAME_LEAVE, user)
-                others = self._rooms.connections(room)
-                self._broadcast(room, wire.FRAME_LEAVE, others, leave, ht.links)
+                self._relay.left(room, user)
+                if not self._relay.elsewhere(room, user.id):  # else still in the room
+                    leave = protocol.presence(wire.FRAME_LEAVE, user)
+                    others = self._rooms.connections(room)
+                    self._broadcast(room, wire.FRAME_LEAVE, others, leave, ht.links)
             metrics.CONNECTIONS_ACTIVE.dec()
             metrics.ROOMS_ACTIVE.set(len(self._rooms))
             duration = time.monotonic() - opened
@@ -86,11 +102,13 @@ class ChatHandler:
         metrics.ROOMS_ACTIVE.set(len(self._rooms))
         # Written synchronously: nothing can be sent to this socket between joining the room
         # and the welcome frame, so welcome is always the first frame.
-        self._watchdog.broadcast([ws], protocol.welcome(room, user, self._rooms.members(room)))
+        self._watchdog.broadcast([ws], protocol.welcome(room, user, self._relay.members(room)))
         if first_tab:
-            others = self._rooms.connections(room) - {ws}
-            join = protocol.presence(wire.FRAME_JOIN, user)
-            self._broadcast(room, wire.FRAME_JOIN, others, join, None)
+            self._relay.joined(room, user)
+            if not self._relay.elsewhere(room, user.id):  # else already in the room
+                others = self._rooms.connections(room) - {ws}
+                join = protocol.presence(wire.FRAME_JOIN, user)
+                self._broadcast(room, wire.FRAME_JOIN, others, join, None)
         log.info("connection opened", first_tab=first_tab)
 
     def _refusal(self, user_id: str, ws: ChatConnection) -> tuple[int, str, str] | None:
@@ -103,7 +121,7 @@ class ChatHandler:
             return wire.CLOSE_TOO_MANY_CONNECTIONS, "too_many_connections", "too many connections"
         return None
 
-    async def _relay(
+    async def _messages(
         self, ws: ChatConnection, room: str, user: User, links: Sequence[Link]
     ) -> None:
         s = self._settings
@@ -141,6 +159,7 @@ class ChatHandler:
                 written = self._broadcast(room, wire.FRAME_MESSAGE, recipients, frame, links)
                 metrics.MESSAGES_DELIVERED.inc(written)
                 metrics.BROADCAST_DURATION.observe(time.perf_counter() - arrived)
+                self._relay.message(room, frame)  # after the local writes: never in their way
         except ConnectionClosed:
             return
 
@@ -148,27 +167,7 @@ class ChatHandler:
         self, room: str, kind: str, recipients: Set[ChatConnection], frame: str,
         links: Sequence[Link] | None,
     ) -> int:  # fmt: skip
-        """The watchdog's broadcast in a `chat.broadcast` span: one span per frame, never one
-        per recipient. With `links`, a root span linked to the sender's handshake (a
-        connection lives for hours; its messages are traces of their own); without, a child
-        of the current span. Returns how many recipients were written to."""
-        if not recipients:  # the last one out of a room
-            return 0
-        span = _tracer.start_span(
-            "chat.broadcast",
-            context=_ROOT if links is not None else None,
-            links=links,
-            attributes={telemetry.ROOM: room, telemetry.FRAME_TYPE: kind,
-                        telemetry.RECIPIENTS: len(recipients)},
-        )  # fmt: skip
-        # Current while writing, so anything logged meanwhile (write errors, slow consumers
-        # cut) carries the span's ids.
-        token = context.attach(trace.set_span_in_context(span, _ROOT))
-        try:
-            return self._watchdog.broadcast(recipients, frame)
-        finally:
-            context.detach(token)
-            span.end()
+        return fanout.broadcast(self._watchdog, room, kind, recipients, frame, links)
 
 
 async def _close_draining(ws: ServerConnection, code: int, reason: str) -> None:

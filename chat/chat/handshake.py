@@ -4,7 +4,7 @@ the upgrade, so rejected clients get a plain HTTP answer and no socket is opened
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from http import HTTPStatus
 from urllib.parse import urlsplit
 
@@ -24,6 +24,7 @@ log = structlog.get_logger()
 
 SUBPROTOCOL = Subprotocol(wire.SUBPROTOCOL)
 RETRY_AFTER_S = 10  # node_full: when to try again (another replica may have room sooner)
+NODE_HEADER = "X-Parley-Node"  # on the 101: which replica holds the socket (ops, e2e tests)
 
 
 def node_full() -> AuthError:
@@ -31,9 +32,10 @@ def node_full() -> AuthError:
 
 
 class Gate:
-    """Decides every request on the client port: /healthz, or an upgrade to /ws/rooms/{room}
-    on a node with room to spare, with an allowed Origin and an unrevoked user token for that
-    room. Everything else is a 404."""
+    """Decides every request on the client port: /healthz (the process serves), /readyz
+    (and it reaches the bus: 503 while not), or an upgrade to /ws/rooms/{room} on a node with
+    room to spare, with an allowed Origin and an unrevoked user token for that room.
+    Everything else is a 404."""
 
     def __init__(
         self,
@@ -41,16 +43,24 @@ class Gate:
         allowed_origins: frozenset[str],
         node_cap: NodeCap,
         revocations: Revocations,
+        node: str,
+        ready: Callable[[], bool],
     ) -> None:
         self._verifier = verifier
         self._allowed_origins = allowed_origins
         self._node_cap = node_cap
         self._revocations = revocations
+        self._node = node
+        self._ready = ready
 
     async def process_request(self, conn: ServerConnection, request: Request) -> Response | None:
         path = paths.path_of(request.path)
         if path == wire.HEALTHZ_PATH:
             return conn.respond(HTTPStatus.OK, "ok\n")
+        if path == wire.READYZ_PATH:
+            if self._ready():
+                return conn.respond(HTTPStatus.OK, "ready\n")
+            return conn.respond(HTTPStatus.SERVICE_UNAVAILABLE, "bus down\n")
         # Bound for the connection's whole life: the handler runs in this same task.
         request_id = telemetry.request_id(request.headers)
         structlog.contextvars.bind_contextvars(request_id=request_id)
@@ -89,6 +99,12 @@ class Gate:
         structlog.contextvars.bind_contextvars(user_id=identity.user_id)
         conn.identity = identity
         return None
+
+    def process_response(
+        self, conn: ServerConnection, request: Request, response: Response
+    ) -> None:
+        if response.status_code == HTTPStatus.SWITCHING_PROTOCOLS:
+            response.headers[NODE_HEADER] = self._node
 
     @staticmethod
     def select_subprotocol(

@@ -1,8 +1,9 @@
 """Prometheus metrics (default registry), served on METRICS_PORT.
 
-Refused requests count per port: chat_handshake_rejections_total{reason} for the client port
-(alerted on), chat_control_rejections_total{reason} for the control port (the website's
-notices; a rejection there means a misconfigured website or someone probing inside)."""
+Refused requests count apart: chat_handshake_rejections_total{reason} for the client port
+(alerted on), chat_control_rejections_total{reason} for the control channel (the website's
+notices; a rejection there means a misconfigured website or someone else on the bus).
+chat_bus_* say whether this replica reaches the bus and what crossed it."""
 
 from __future__ import annotations
 
@@ -24,9 +25,6 @@ CONTROL_REJECTION_REASONS = (
     "invalid_token",
     "expired_token",
     "wrong_purpose",
-    "wrong_room",
-    "wrong_user",
-    "not_found",
     "keys_unavailable",
 )
 
@@ -50,7 +48,7 @@ HANDSHAKE_REJECTIONS = Counter(
     "chat_handshake_rejections", "Upgrade requests refused before the handshake", ["reason"]
 )
 CONTROL_REJECTIONS = Counter(
-    "chat_control_rejections", "Control port requests refused", ["reason"]
+    "chat_control_rejections", "Control channel notices refused", ["reason"]
 )
 CONNECTION_DURATION = Histogram(
     "chat_connection_duration_seconds",
@@ -68,6 +66,25 @@ USER_CAP_CLOSES = Counter(
     "Sockets closed with 4429 because their user already had the maximum open",
 )
 
+BUS_UP = Gauge("chat_bus_up", "1 while this replica is connected and subscribed to the bus")
+BUS_CONNECTS = Counter(
+    "chat_bus_connects", "Bus sessions established (the first and each reconnection)"
+)
+BUS_PUBLISHED = Counter("chat_bus_published", "Envelopes published to room channels")
+BUS_RECEIVED = Counter("chat_bus_received", "Envelopes from other replicas, by kind", ["kind"])
+BUS_DROPPED = Counter(
+    "chat_bus_dropped",
+    "Bus writes given up (bus down, queue full, or lost with a failed connection)",
+)
+BUS_LATENCY = Histogram(
+    "chat_bus_delivery_seconds",
+    "From a message's publication on one replica to its write on another's members",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+PRESENCE_EXPIRED = Counter(
+    "chat_presence_expired", "Remote users dropped because their replica stopped refreshing them"
+)
+
 # Export every reason at 0 so rate() works from the first rejection on.
 for _reason in REJECTION_REASONS:
     HANDSHAKE_REJECTIONS.labels(_reason)
@@ -75,3 +92,5 @@ for _reason in CONTROL_REJECTION_REASONS:
     CONTROL_REJECTIONS.labels(_reason)
 for _reason in ("buffer", "pong"):
     SLOW_CONSUMERS.labels(_reason)
+for _kind in ("message", "join", "leave"):
+    BUS_RECEIVED.labels(_kind)

@@ -63,6 +63,14 @@ class Rooms(Generic[C]):
             del self._rooms[room]
         return True
 
+    def names(self) -> list[str]:
+        """The rooms with someone in them."""
+        return list(self._rooms)
+
+    def user_in(self, room: str, user_id: str) -> bool:
+        r = self._rooms.get(room)
+        return r is not None and user_id in r.members
+
     def members(self, room: str) -> list[User]:
         r = self._rooms.get(room)
         return [m.user for m in r.members.values()] if r else []

@@ -1,5 +1,5 @@
-"""Wires the chat: the client port (gate, handler, limits) and the control port, one registry
-of rooms behind both."""
+"""Wires the chat: the client port (gate, handler, limits), the bus (room channels between
+replicas, the website's control channel), one registry of rooms behind both."""
 
 from __future__ import annotations
 
@@ -9,25 +9,30 @@ from dataclasses import dataclass
 
 from websockets.asyncio.server import Server, serve
 
-from . import control_http, wire
+from . import channels, wire
 from .auth import TokenDecoder, TokenVerifier
+from .bus import Bus
 from .caps import NodeCap
 from .config import Settings
 from .connection import ChatConnection
 from .control import Control
+from .control_bus import ControlChannel
 from .handler import ChatHandler
 from .handshake import Gate
 from .keepalive import Watchdog
 from .keys import KeyStore
 from .notices import NoticeVerifier
+from .relay import Relay
 from .revocations import Revocations
 from .rooms import Rooms
 
 
 @dataclass(frozen=True, slots=True)
 class Servers:
-    chat: Server  # the client port: /healthz and /ws/rooms/{room}
-    control: Server  # the control port: the website's notices
+    chat: Server  # the client port: /healthz, /readyz and /ws/rooms/{room}
+    bus: Bus
+    relay: Relay
+    control: ControlChannel
     node_cap: NodeCap
     revocations: Revocations
 
@@ -39,14 +44,18 @@ def build_server(
     watchdog: Watchdog,
     revocations: Revocations,
     node_cap: NodeCap,
+    bus: Bus,
+    relay: Relay,
 ) -> Server:
     """The (not yet started) client-port server."""
-    gate = Gate(TokenVerifier(decoder), settings.allowed_origins, node_cap, revocations)
+    gate = Gate(TokenVerifier(decoder), settings.allowed_origins, node_cap, revocations,
+                settings.node_id, lambda: bus.up)  # fmt: skip
     return serve(
-        ChatHandler(rooms, settings, watchdog, revocations),
+        ChatHandler(rooms, settings, watchdog, revocations, relay),
         settings.host,
         settings.port,
         process_request=gate.process_request,
+        process_response=gate.process_response,
         select_subprotocol=gate.select_subprotocol,
         create_connection=ChatConnection,
         # Frames are small and fanned out: per-recipient deflate would cost CPU on every
@@ -65,9 +74,9 @@ def build_server(
 async def build_servers(
     settings: Settings, keys: KeyStore | None = None
 ) -> AsyncIterator[Servers]:
-    """Both listeners, started: `async with build_servers(settings) as servers:`. Leaving
-    closes the control port first (no command lands mid-shutdown), then every client
-    socket with 1001, waiting for their handlers."""
+    """Everything, started: `async with build_servers(settings) as servers:`. Leaving closes
+    every client socket with 1001 and waits for their handlers (whose leaves still go out on
+    the bus), then the bus."""
     keys = keys or KeyStore(
         settings.jwks_url,
         ttl_s=settings.jwks_ttl_s,
@@ -78,14 +87,30 @@ async def build_servers(
     rooms = Rooms[ChatConnection]()
     revocations = Revocations(settings.revocation_memory_s)
     node_cap = NodeCap(settings.max_connections)
-    control = Control(rooms, revocations)
+    control = ControlChannel(Control(rooms, revocations), NoticeVerifier(decoder))
     watchdog = Watchdog(settings.ping_interval_s, settings.ping_timeout_s,
                         settings.send_buffer_bytes)  # fmt: skip
+    relay: Relay | None = None
+
+    def route(channel: str, data: bytes) -> None:
+        if channel == channels.CONTROL:
+            control.receive(data)
+        elif relay is not None:
+            relay.receive(channel, data)
+
+    bus = Bus(host=settings.redis_host, port=settings.redis_port,
+              password=settings.redis_password(), node=settings.node_id,
+              timeout_s=settings.bus_timeout_s, backoff_max_s=settings.bus_backoff_max_s,
+              on_message=route)  # fmt: skip
+    relay = Relay(bus, rooms, watchdog, presence_ttl_s=settings.presence_ttl_s,
+                  heartbeat_s=settings.presence_heartbeat_s, sweep_s=settings.presence_sweep_s,
+                  link_timeout_s=settings.bus_timeout_s)  # fmt: skip
+    await bus.subscribe(channels.CONTROL)  # wanted from the first session on
     async with (
+        bus.running(),
+        relay.running(),
         watchdog.running(),
-        build_server(settings, rooms, decoder, watchdog, revocations, node_cap) as chat,
-        control_http.build(
-            control, NoticeVerifier(decoder), settings.host, settings.control_port
-        ) as control_server,
+        build_server(settings, rooms, decoder, watchdog, revocations, node_cap, bus,
+                     relay) as chat,  # fmt: skip
     ):
-        yield Servers(chat, control_server, node_cap, revocations)
+        yield Servers(chat, bus, relay, control, node_cap, revocations)

@@ -2,9 +2,9 @@
 only when OTEL_EXPORTER_OTLP_ENDPOINT (or ..._TRACES_ENDPOINT) is set.
 
 Spans: `ws.handshake` (SERVER; continues an incoming W3C traceparent) covers the upgrade gate
-and, for accepted sockets, the join up to "connection opened". On the control port,
-`control.request` (SERVER, continues the website's traceparent) covers one call, and its child
-`chat.control` the command it carried out. Each broadcast is a short `chat.broadcast` span.
+and, for accepted sockets, the join up to "connection opened". On the control channel,
+`control.message` (CONSUMER, continues the website's traceparent) covers one notice, and its
+child `chat.control` the command it carried out. Each broadcast is a short `chat.broadcast` span.
 A connection can live for hours, so there is no connection-lifetime span (it would export, if
 ever, long after the fact): message and leave broadcasts are root spans *linked* to the
 sender's handshake span, the join broadcast is a child of it. Spans never carry tokens,
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 ROOM = "chat.room"
 RECIPIENTS = "chat.recipients"
 FRAME_TYPE = "chat.frame_type"
-# Of any request on either port (the name predates the control port; dashboards use it).
+# Of a handshake or a control notice (the name predates the control channel; dashboards use it).
 OUTCOME = "chat.handshake.outcome"  # "accepted" | "rejected"
 REASON = "chat.handshake.reason"  # the {reason} label of chat_*_rejections_total
 USER_ID = "chat.user_id"
@@ -84,7 +84,7 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
 
 def request_id(headers: Headers) -> str:
-    """nginx's X-Request-ID (the website's, on the control port), else a fresh one."""
+    """nginx's X-Request-ID, else a fresh one."""
     values = headers.get_all("X-Request-ID")
     if len(values) == 1 and _REQUEST_ID.fullmatch(values[0]):
         return values[0]
@@ -92,7 +92,7 @@ def request_id(headers: Headers) -> str:
 
 
 class RequestTrace:
-    """The span of one HTTP request (an upgrade, or a call on the control port), current in
+    """The span of one HTTP request (an upgrade), current in
     the connection's task from the start until end(): for an upgrade, the handshake and the
     handler run in the same task, so the join is part of it."""
 

@@ -48,11 +48,9 @@ MAX_CLIENT_ID_CHARS = 64
 # --- The chat's own ---------------------------------------------------------------------------
 # A notice's `sub`: the website speaking for itself, not for a user.
 NOTICE_SUBJECT = TOKEN_ISSUER
-# Control port paths (never routed by nginx): GET <prefix>{name}<suffix>.
-CONTROL_ROOM_PREFIX, CONTROL_ROOM_SUFFIX = "/rooms/", "/deleted"
-CONTROL_USER_PREFIX, CONTROL_USER_SUFFIX = "/users/", "/revoked"
 # User ids are the website's UUIDs; anything id-like is accepted, nothing path-like.
 USER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 HEALTHZ_PATH = "/healthz"
+READYZ_PATH = "/readyz"  # 503 while this replica is cut off from the bus
 # The `sid` claim (user tokens, user_revoked notices): an opaque handle of a website session.
 SID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"

@@ -1,5 +1,6 @@
-"""Fixtures: the fake website's JWKS served by stdlib http.server in a thread, and the real
-chat server started in-process on a random port."""
+"""Fixtures: the fake website's JWKS served by stdlib http.server in a thread, a real Redis
+(a throwaway redis-server), and real chat servers started in-process on random ports, as many
+replicas as a test asks for, sharing that Redis."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import io
 import json
 import logging
 import threading
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,7 +25,12 @@ from chat import log as logsetup
 from chat.config import Settings
 from chat.keys import KeyStore
 from chat.server import build_servers
-from tests.helpers import JWKS_PATH, Chat, FakeWebsite
+from tests.helpers import JWKS_PATH, Chat, FakeWebsite, until
+from tests.redis_server import RedisServer
+
+# Short presence timings, so a crashed replica's users leave within seconds.
+BUS_DEFAULTS = {"presence_ttl_s": 2.0, "presence_heartbeat_s": 0.5, "presence_sweep_s": 0.5,
+                "bus_timeout_s": 1.0, "bus_backoff_max_s": 0.5}  # fmt: skip
 
 _SPANS = InMemorySpanExporter()
 
@@ -102,20 +109,40 @@ def website(jwks_server: _JWKSServer) -> FakeWebsite:
     return fake
 
 
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """The Redis every replica of every test shares (emptied before each test)."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis(redis_server: RedisServer) -> RedisServer:
+    redis_server.client().flushall()
+    return redis_server
+
+
 StartChat = Callable[..., Awaitable[Chat]]
 
 
 @pytest.fixture
-async def start_chat(website: FakeWebsite) -> AsyncIterator[StartChat]:
+async def start_chat(website: FakeWebsite, redis: RedisServer) -> AsyncIterator[StartChat]:
+    """Starts a replica (on `redis_server=` another Redis) and waits for its bus to be up."""
     async with AsyncExitStack() as stack:
 
-        async def start(keys: KeyStore | None = None, **overrides: Any) -> Chat:
-            defaults = {"host": "127.0.0.1", "port": 0, "control_port": 0,
-                        "jwks_url": website.jwks_url}  # fmt: skip
+        async def start(keys: KeyStore | None = None, *, redis_server: RedisServer = redis,
+                        wait_bus: bool = True, **overrides: Any) -> Chat:  # fmt: skip
+            defaults = {"host": "127.0.0.1", "port": 0, "jwks_url": website.jwks_url,
+                        "node_id": uuid.uuid4().hex[:8], **BUS_DEFAULTS,
+                        **redis_server.settings()}  # fmt: skip
             settings = Settings(**{**defaults, **overrides})
             servers = await stack.enter_async_context(build_servers(settings, keys))
-            return Chat(servers.chat, servers.control, website, servers.node_cap,
-                        servers.revocations)  # fmt: skip
+            if wait_bus:
+                await until(lambda: servers.bus.up, "the bus to be up")
+            return Chat(servers.chat, website, servers.node_cap, servers.revocations,
+                        servers, redis_server)  # fmt: skip
 
         yield start
 

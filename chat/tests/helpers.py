@@ -10,8 +10,9 @@ import socket
 import struct
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -20,9 +21,13 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.client import connect as Connect  # the type, named for its role
 from websockets.asyncio.server import Server
 
-from chat import wire
+from chat import channels, wire
 from chat.caps import NodeCap
 from chat.revocations import Revocations
+from chat.server import Servers
+
+if TYPE_CHECKING:
+    from tests.redis_server import RedisServer
 
 JWKS_PATH = "/.well-known/jwks.json"
 TIMEOUT_S = 3  # generous bound on every wait: a hang fails the test instead of the suite
@@ -94,21 +99,44 @@ def port_of(server: Server) -> int:
     return port
 
 
+async def until(predicate: Callable[[], bool], what: str, within_s: float = TIMEOUT_S) -> None:
+    try:
+        async with asyncio.timeout(within_s):
+            while not predicate():  # noqa: ASYNC110 - polls the server's state
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        raise AssertionError(f"waited {within_s} s for {what}") from None
+
+
 @dataclass
 class Chat:
+    """One replica, started in-process."""
+
     server: Server  # the client port
-    control: Server  # the control port
     website: FakeWebsite
     node_cap: NodeCap
     revocations: Revocations
+    servers: Servers
+    redis: RedisServer  # the bus it uses
 
     @property
     def port(self) -> int:
         return port_of(self.server)
 
     @property
-    def control_port(self) -> int:
-        return port_of(self.control)
+    def node(self) -> str:
+        return self.servers.bus.node
+
+    async def notify(self, notice: str | None, **extra: str) -> int | None:
+        """Publishes a notice on the control channel as the website does, and waits until
+        this replica has handled it: the sockets it closes, None if it was refused."""
+        control = self.servers.control
+        before = control.handled
+        message = json.dumps({"notice": notice, **extra} if notice is not None else extra)
+        await publish(self.redis, channels.CONTROL, message.encode())
+        await until(lambda: control.handled > before, "the notice to be handled")
+        return control.last
+
 
     def connect(self, room: str = "lobby", token: str | None = None, *, header: bool = False,
                 path: str | None = None, **kwargs: Any) -> Connect:  # fmt: skip
@@ -123,6 +151,15 @@ class Chat:
     def join(self, room: str = "lobby", sub: str = "u1", name: str = "Alice",
              **kwargs: Any) -> Connect:  # fmt: skip
         return self.connect(room, self.website.mint(room, sub, name), **kwargs)
+
+
+async def publish(redis: RedisServer, channel: str, data: bytes) -> int:
+    """PUBLISH with a fresh client (off the event loop); returns how many replicas heard it."""
+    def run() -> int:
+        with redis.client() as client:
+            return int(client.publish(channel, data))
+
+    return await asyncio.to_thread(run)
 
 
 async def http_get(port: int, target: str, headers: dict[str, str] | None = None,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
 from contextlib import AsyncExitStack
 
 import pytest
@@ -16,7 +15,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from chat import wire
 from tests.conftest import StartChat
-from tests.helpers import TIMEOUT_S, Chat, recv_type
+from tests.helpers import TIMEOUT_S, Chat, recv_type, until
 
 
 def metric(name: str, **labels: str) -> float:
@@ -33,15 +32,6 @@ async def first_event(ws: ClientConnection) -> int | str:
         return exc.rcvd.code
     kind: str = frame["type"]
     return kind
-
-
-async def until(predicate: Callable[[], bool], what: str) -> None:
-    try:
-        async with asyncio.timeout(TIMEOUT_S):
-            while not predicate():  # noqa: ASYNC110 - polls the server's state
-                await asyncio.sleep(0.01)
-    except TimeoutError:
-        raise AssertionError(f"waited {TIMEOUT_S} s for {what}") from None
 
 
 async def open_tabs(stack: AsyncExitStack, chat: Chat, rooms: list[str],

@@ -1,5 +1,5 @@
-"""The control port: the website's signed notices close a room's sockets (4404) or a user's
-(4401), and nothing else; the client port knows no control path."""
+"""The control channel: the website's signed notices, published on the bus, close a room's
+sockets (4404) or a user's (4401), and nothing else; the client port knows no control path."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from prometheus_client import REGISTRY
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from chat import wire
-from tests.helpers import DROP, TIMEOUT_S, Chat, FakeWebsite, http_get, recv_type
+from chat import channels, wire
+from tests.helpers import DROP, TIMEOUT_S, Chat, FakeWebsite, http_get, publish, recv_type, until
 
 ROOM_DELETED, USER_REVOKED = wire.NOTICE_ROOM_DELETED, wire.NOTICE_USER_REVOKED
 
@@ -27,9 +27,6 @@ def rejections(reason: str) -> float:
     return value or 0.0
 
 
-async def call(chat: Chat, path: str, token: str | None) -> tuple[int, str]:
-    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
-    return await http_get(chat.control_port, path, headers)
 
 
 async def close_code(ws: ClientConnection) -> int:
@@ -63,13 +60,12 @@ async def test_room_notice_closes_that_rooms_sockets_4404_and_nothing_else(
             await recv_type(ws, wire.FRAME_WELCOME)
         await recv_type(a_elsewhere, wire.FRAME_JOIN)  # Cy joined after her
         notice = website.notice(ROOM_DELETED, room="doomed")
-        assert await call(chat, "/rooms/doomed/deleted", notice) == (200, "closed 3\n")
+        assert await chat.notify(notice) == 3
         for ws in (a1, a2, b):
             assert await close_code(ws) == wire.CLOSE_ROOM_DELETED
         await still_open(a_elsewhere, c)
         # Nobody is left to close: a repeated notice is harmless.
-        again = website.notice(ROOM_DELETED, room="doomed")
-        assert await call(chat, "/rooms/doomed/deleted", again) == (200, "closed 0\n")
+        assert await chat.notify(website.notice(ROOM_DELETED, room="doomed")) == 0
 
 
 async def test_user_notice_closes_the_users_sockets_everywhere_4401(
@@ -85,8 +81,7 @@ async def test_user_notice_closes_the_users_sockets_everywhere_4401(
         for ws in (lobby1, lobby2, games, bob, bobby):
             await recv_type(ws, wire.FRAME_WELCOME)
         await recv_type(games, wire.FRAME_JOIN)
-        notice = website.notice(USER_REVOKED, user="u1")
-        assert await call(chat, "/users/u1/revoked", notice) == (200, "closed 3\n")
+        assert await chat.notify(website.notice(USER_REVOKED, user="u1")) == 3
         for ws in (lobby1, lobby2, games):
             assert await close_code(ws) == wire.CLOSE_SESSION_ENDED
         # The others see her leave (once per room), and stay.
@@ -102,6 +97,7 @@ def _expired(w: FakeWebsite) -> str:
 
 UNAUTHORIZED: dict[str, Callable[[FakeWebsite], str | None]] = {
     "missing": lambda w: None,
+    "empty": lambda w: "",
     "malformed": lambda w: "not-a-jwt",
     "forged": lambda w: w.notice(ROOM_DELETED, room="kept", key=Ed25519PrivateKey.generate()),
     "expired": _expired,
@@ -112,77 +108,50 @@ UNAUTHORIZED: dict[str, Callable[[FakeWebsite], str | None]] = {
     "no room": lambda w: w.notice(ROOM_DELETED),
     "wrong audience": lambda w: w.notice(ROOM_DELETED, room="kept", aud="someone-else"),
 }  # fmt: skip
-FORBIDDEN: dict[str, tuple[str, Callable[[FakeWebsite], str]]] = {
-    "user token": ("wrong_purpose", lambda w: w.mint("kept")),
-    "user token, website's sub": ("wrong_purpose", lambda w: w.mint("kept", sub="parley-website")),
-    "other purpose": ("wrong_purpose", lambda w: w.notice("party", room="kept")),
-    "user notice": ("wrong_purpose", lambda w: w.notice(USER_REVOKED, user="u1")),
-    "another room": ("wrong_room", lambda w: w.notice(ROOM_DELETED, room="elsewhere")),
-    "notice with a user's sub": ("wrong_purpose",
-                                 lambda w: w.notice(ROOM_DELETED, room="kept", sub="u1")),
-}  # fmt: skip
+FORBIDDEN: dict[str, Callable[[FakeWebsite], str]] = {
+    "user token": lambda w: w.mint("kept"),
+    "user token, website's sub": lambda w: w.mint("kept", sub="parley-website"),
+    "other purpose": lambda w: w.notice("party", room="kept"),
+    "notice with a user's sub": lambda w: w.notice(ROOM_DELETED, room="kept", sub="u1"),
+}
 
 
 @pytest.mark.parametrize("case", UNAUTHORIZED)
-async def test_bad_notice_401_closes_nothing(chat: Chat, website: FakeWebsite, case: str) -> None:
+async def test_bad_notice_is_refused_and_closes_nothing(
+    chat: Chat, website: FakeWebsite, case: str
+) -> None:
     async with chat.join("kept", "u1") as ws:
         await recv_type(ws, wire.FRAME_WELCOME)
-        assert (await call(chat, "/rooms/kept/deleted", UNAUTHORIZED[case](website)))[0] == 401
+        assert await chat.notify(UNAUTHORIZED[case](website)) is None
         await still_open(ws)
 
 
 @pytest.mark.parametrize("case", FORBIDDEN)
-async def test_valid_token_of_another_kind_403(
+async def test_valid_token_of_another_kind_is_refused_wrong_purpose(
     chat: Chat, website: FakeWebsite, case: str
 ) -> None:
-    reason, token = FORBIDDEN[case]
-    before = rejections(reason)
+    before = rejections("wrong_purpose")
     async with chat.join("kept", "u1") as ws:
         await recv_type(ws, wire.FRAME_WELCOME)
-        assert (await call(chat, "/rooms/kept/deleted", token(website)))[0] == 403
+        assert await chat.notify(FORBIDDEN[case](website)) is None
         await still_open(ws)
-    assert rejections(reason) == before + 1
-
-
-async def test_user_path_needs_that_users_notice(chat: Chat, website: FakeWebsite) -> None:
-    before = rejections("wrong_user")
-    async with chat.join("kept", "u1") as ws:
-        await recv_type(ws, wire.FRAME_WELCOME)
-        for token, status in [
-            (None, 401),
-            (website.notice(USER_REVOKED), 401),  # no `user`
-            (website.notice(USER_REVOKED, user="u2"), 403),
-            (website.notice(ROOM_DELETED, room="kept"), 403),
-            (website.mint("kept", sub="u1"), 403),  # Alice's own token
-        ]:
-            assert (await call(chat, "/users/u1/revoked", token))[0] == status
-        await still_open(ws)
-    assert rejections("wrong_user") == before + 1
+    assert rejections("wrong_purpose") == before + 1
 
 
 @pytest.mark.parametrize(
-    "path",
-    ["/", "/healthz", "/rooms/kept", "/rooms/kept/deleted/", "/rooms/x/deleted",
-     "//rooms/kept/deleted", "/rooms/../rooms/kept/deleted", "/rooms/%6bept/deleted",
-     "/internal/rooms/kept/deleted", "/ws/rooms/kept", "/users/u1/revoked/x"],
+    "data", [b"", b"not json", b"[]", b'"a string"', b'{"notice": 42}', b"\xff\xfe",
+             b'{"notice": "' + b"x" * 9000 + b'"}'],
 )  # fmt: skip
-async def test_unknown_control_path_404_closes_nothing(
-    chat: Chat, website: FakeWebsite, path: str
-) -> None:
-    before = rejections("not_found")
+async def test_junk_on_the_control_channel_closes_nothing(chat: Chat, data: bytes) -> None:
+    before = rejections("missing_token") + rejections("invalid_token")
     async with chat.join("kept", "u1") as ws:
         await recv_type(ws, wire.FRAME_WELCOME)
-        notice = website.notice(ROOM_DELETED, room="kept")
-        assert await call(chat, path, notice) == (404, "not found\n")
+        handled = chat.servers.control.handled
+        assert await publish(chat.redis, channels.CONTROL, data) == 1
+        await until(lambda: chat.servers.control.handled > handled, "the message to be handled")
+        assert chat.servers.control.last is None
         await still_open(ws)
-    assert rejections("not_found") == before + 1
-
-
-async def test_the_control_port_never_upgrades(chat: Chat, website: FakeWebsite) -> None:
-    headers = {"Authorization": f"Bearer {website.mint('lobby')}"}
-    for path in ("/ws/rooms/lobby", "/rooms/lobby/deleted"):
-        status, _ = await http_get(chat.control_port, path, headers, upgrade=True)
-        assert status in (403, 404)
+    assert rejections("missing_token") + rejections("invalid_token") == before + 1
 
 
 @pytest.mark.parametrize("purpose", [ROOM_DELETED, USER_REVOKED])
@@ -223,14 +192,13 @@ async def test_control_call_is_traced_and_logged(
     async with chat.join("doomed", "u1") as ws:
         await recv_type(ws, wire.FRAME_WELCOME)
         spans.clear()
-        headers = {"Authorization": f"Bearer {website.notice(ROOM_DELETED, room='doomed')}",
-                   "traceparent": f"00-{trace_id}-00f067aa0ba902b7-01",
-                   "X-Request-ID": "req-9"}  # fmt: skip
-        assert await http_get(chat.control_port, "/rooms/doomed/deleted", headers) == (
-            200, "closed 1\n")  # fmt: skip
+        notice = website.notice(ROOM_DELETED, room="doomed")
+        closed = await chat.notify(notice, traceparent=f"00-{trace_id}-00f067aa0ba902b7-01",
+                                   request_id="req-9")  # fmt: skip
+        assert closed == 1
         assert await close_code(ws) == wire.CLOSE_ROOM_DELETED
 
-    [request] = [s for s in spans.get_finished_spans() if s.name == "control.request"]
+    [request] = [s for s in spans.get_finished_spans() if s.name == "control.message"]
     [command] = [s for s in spans.get_finished_spans() if s.name == "chat.control"]
     assert f"{request.context.trace_id:032x}" == trace_id
     assert command.parent is not None and command.parent.span_id == request.context.span_id
@@ -238,13 +206,12 @@ async def test_control_call_is_traced_and_logged(
         "chat.control.command": "room_deleted", "chat.room": "doomed",
         "chat.connections_closed": 1,
     }  # fmt: skip
-    attrs = dict(request.attributes or {})
-    assert (attrs["http.response.status_code"], attrs["chat.request_id"]) == (200, "req-9")
+    assert dict(request.attributes or {})["chat.request_id"] == "req-9"
     records = [json.loads(line) for line in log_output.getvalue().splitlines()]
     [deleted] = [r for r in records if r["event"] == "room deleted"]
     assert (deleted["room"], deleted["connections_closed"]) == ("doomed", 1)
     assert deleted["request_id"] == "req-9" and deleted["trace_id"] == trace_id
-    assert "Bearer" not in log_output.getvalue()
+    assert notice not in log_output.getvalue()
 
 
 async def test_user_revocation_is_logged(
@@ -252,8 +219,7 @@ async def test_user_revocation_is_logged(
 ) -> None:
     async with chat.join("lobby", "u7") as ws:
         await recv_type(ws, wire.FRAME_WELCOME)
-        notice = website.notice(USER_REVOKED, user="u7")
-        assert await call(chat, "/users/u7/revoked", notice) == (200, "closed 1\n")
+        assert await chat.notify(website.notice(USER_REVOKED, user="u7")) == 1
         assert await close_code(ws) == wire.CLOSE_SESSION_ENDED
     records = [json.loads(line) for line in log_output.getvalue().splitlines()]
     [revoked] = [r for r in records if r["event"] == "user revoked"]

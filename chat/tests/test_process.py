@@ -21,9 +21,10 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Subprotocol
 
-from chat import telemetry, wire
+from chat import channels, telemetry, wire
 from chat.handshake import SUBPROTOCOL
-from tests.helpers import TIMEOUT_S, FakeWebsite, http_get, recv_type
+from tests.helpers import TIMEOUT_S, FakeWebsite, http_get, publish, recv_type
+from tests.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 TS = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z"
@@ -34,6 +35,27 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def chat_env(redis: RedisServer, website: FakeWebsite) -> dict[str, str]:
+    """`python -m chat`'s environment: this Redis, this website, no OTLP export."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env.update({"CHAT_HOST": "127.0.0.1", "JWKS_URL": website.jwks_url, "REDIS_HOST": "127.0.0.1",
+                "REDIS_PORT": str(redis.port), "REDIS_PASSWORD_FILE": str(redis.password_file),
+                "BUS_BACKOFF_MAX_S": "0.5"})  # fmt: skip
+    return env
+
+
+async def until_ready(port: int, within_s: float = 10) -> None:
+    """/readyz answers 200: the replica is on the bus."""
+    async with asyncio.timeout(within_s):
+        while True:
+            try:
+                if (await http_get(port, wire.READYZ_PATH))[0] == 200:
+                    return
+            except OSError:  # not listening yet
+                pass
+            await asyncio.sleep(0.05)
 
 
 def scrape(port: int) -> str:
@@ -82,13 +104,12 @@ def collector() -> Iterator[_Collector]:
     ids=["SIGTERM", "SIGINT", "SIGTERM-otlp-unreachable", "SIGTERM-otlp-collector"],
 )  # fmt: skip
 async def test_signal_closes_sockets_1001_exits_0_and_logs_json(
-    website: FakeWebsite, collector: _Collector, sig: signal.Signals, otlp: str | None
+    website: FakeWebsite, redis: RedisServer, collector: _Collector, sig: signal.Signals,
+    otlp: str | None,
 ) -> None:
-    port, control_port, metrics_port = free_port(), free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    env.update({"CHAT_HOST": "127.0.0.1", "CHAT_PORT": str(port),
-                "CONTROL_PORT": str(control_port), "METRICS_PORT": str(metrics_port),
-                "JWKS_URL": website.jwks_url})  # fmt: skip
+    port, metrics_port = free_port(), free_port()
+    env = chat_env(redis, website)
+    env.update({"CHAT_PORT": str(port), "METRICS_PORT": str(metrics_port)})
     if otlp == "unreachable":  # nothing listens there: export fails, the service must not care
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = "http://127.0.0.1:9/"
     elif otlp == "collector":
@@ -113,10 +134,12 @@ async def test_signal_closes_sockets_1001_exits_0_and_logs_json(
             junk = [SUBPROTOCOL, Subprotocol(wire.BEARER_PREFIX + "junk")]
             async with connect(uri, proxy=None, subprotocols=junk):
                 pass
-        # The control port listens too; a notice for a room nobody is in closes nothing.
+        # Ready once on the bus, whose control channel it hears: a notice for a room nobody
+        # is in closes nothing.
+        await until_ready(port)
         notice = website.notice(wire.NOTICE_ROOM_DELETED, room="empty")
-        headers = {"Authorization": f"Bearer {notice}"}
-        assert await http_get(control_port, "/rooms/empty/deleted", headers) == (200, "closed 0\n")
+        message = json.dumps({"notice": notice}).encode()
+        assert await publish(redis, channels.CONTROL, message) == 1
         async with connect(
             uri, proxy=None, subprotocols=[SUBPROTOCOL, Subprotocol(wire.BEARER_PREFIX + token)],
             additional_headers={"X-Request-ID": "req-42"},
@@ -164,7 +187,9 @@ async def test_signal_closes_sockets_1001_exits_0_and_logs_json(
     assert closed["close_code"] == wire.CLOSE_GOING_AWAY and closed["duration_s"] >= 0
     assert by_event["room deleted"]["connections_closed"] == 0
     listening = by_event["chat listening"]
-    assert (listening["port"], listening["control_port"]) == (port, control_port)
+    assert (listening["port"], listening["metrics_port"]) == (port, metrics_port)
+    assert by_event["bus up"]["node"] == listening["node"]
+    assert redis.password not in text.decode()
     assert records[0]["event"] == "chat starting"
     assert records[0]["trace_export"] is (otlp is not None)
     assert records[-1]["event"] == "chat stopped"
@@ -188,7 +213,8 @@ async def test_signal_closes_sockets_1001_exits_0_and_logs_json(
 
 
 @pytest.mark.parametrize(
-    ("name", "value"), [("CHAT_PORT", "eighty"), ("CONTROL_PORT", "-1"), ("LOG_LEVEL", "loud")]
+    ("name", "value"),
+    [("CHAT_PORT", "eighty"), ("REDIS_PORT", "-1"), ("LOG_LEVEL", "loud"), ("NODE_ID", "a:b")],
 )
 async def test_invalid_setting_stops_the_start_with_a_clear_message(name: str, value: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
@@ -202,3 +228,16 @@ async def test_invalid_setting_stops_the_start_with_a_clear_message(name: str, v
     assert proc.returncode == 1 and out == b""
     assert err.decode().startswith("invalid chat settings:")
     assert f"{name}: " in err.decode() and repr(value) in err.decode()
+
+
+async def test_unreadable_redis_password_stops_the_start(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env["REDIS_PASSWORD_FILE"] = str(tmp_path / "missing")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "chat", cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    async with asyncio.timeout(10):
+        out, err = await proc.communicate()
+    assert proc.returncode == 1 and out == b""
+    assert err.decode().startswith("invalid chat settings:\n  REDIS_PASSWORD_FILE: cannot read")

@@ -18,7 +18,7 @@ from chat import wire
 from chat.auth import Identity
 from chat.revocations import Revocations
 from tests.conftest import StartChat
-from tests.helpers import Chat, http_get, recv_json, recv_type
+from tests.helpers import Chat, recv_json, recv_type
 from tests.test_control import close_code
 
 USER_REVOKED = wire.NOTICE_USER_REVOKED
@@ -30,10 +30,9 @@ def revoked_rejections() -> float:
     return REGISTRY.get_sample_value("chat_handshake_rejections_total", labels) or 0.0
 
 
-async def revoke(chat: Chat, user: str, **claims: Any) -> tuple[int, str]:
-    notice = chat.website.notice(USER_REVOKED, user=user, **claims)
-    return await http_get(chat.control_port, f"/users/{user}/revoked",
-                          {"Authorization": f"Bearer {notice}"})  # fmt: skip
+async def revoke(chat: Chat, user: str, **claims: Any) -> int | None:
+    """Sockets closed by the notice; None if it was refused."""
+    return await chat.notify(chat.website.notice(USER_REVOKED, user=user, **claims))
 
 
 async def still_open(*sockets: ClientConnection) -> None:
@@ -65,7 +64,7 @@ async def test_revocation_with_sid_closes_only_that_sessions_sockets(chat: Chat)
     ):
         for ws in (a1, a2, b, no_sid, other_user):
             await recv_type(ws, wire.FRAME_WELCOME)
-        assert await revoke(chat, "u1", sid=SID_A) == (200, "closed 2\n")
+        assert await revoke(chat, "u1", sid=SID_A) == 2
         assert await close_code(a1) == wire.CLOSE_SESSION_ENDED
         assert await close_code(a2) == wire.CLOSE_SESSION_ENDED
         await still_open(b, no_sid, other_user)
@@ -80,7 +79,7 @@ async def test_revocation_without_sid_closes_every_socket_of_the_user(chat: Chat
     ):
         for ws in (a, plain, other_user):
             await recv_type(ws, wire.FRAME_WELCOME)
-        assert await revoke(chat, "u1") == (200, "closed 2\n")
+        assert await revoke(chat, "u1") == 2
         assert await close_code(a) == wire.CLOSE_SESSION_ENDED
         assert await close_code(plain) == wire.CLOSE_SESSION_ENDED
         await still_open(other_user)
@@ -92,7 +91,7 @@ async def test_older_tokens_of_the_revoked_session_get_401_revoked_token(chat: C
     old_a = w.mint(sub="u1", sid=SID_A, iat=now - 1)
     old_b = w.mint(sub="u1", sid=SID_B, iat=now - 1)
     before = revoked_rejections()
-    assert (await revoke(chat, "u1", sid=SID_A))[0] == 200
+    assert (await revoke(chat, "u1", sid=SID_A)) is not None
     assert await status(chat, old_a) == 401
     assert revoked_rejections() == before + 1
     # Held the other way: another session, another user, a token issued after.
@@ -105,7 +104,7 @@ async def test_a_user_wide_revocation_refuses_every_older_token_of_the_user(chat
     w = chat.website
     now = int(time.time())
     tokens = [w.mint(sub="u1", sid=SID_A, iat=now - 1), w.mint(sub="u1", iat=now - 1)]
-    assert (await revoke(chat, "u1"))[0] == 200
+    assert (await revoke(chat, "u1")) is not None
     assert [await status(chat, t) for t in tokens] == [401, 401]
     assert await status(chat, w.mint(sub="u1", iat=now + 2, nbf=now)) == 101
 
@@ -113,7 +112,7 @@ async def test_a_user_wide_revocation_refuses_every_older_token_of_the_user(chat
 async def test_revocations_are_forgotten_after_the_window(start_chat: StartChat) -> None:
     chat = await start_chat(revocation_memory_s=0.5)
     old = chat.website.mint(sub="u1", sid=SID_A, iat=int(time.time()) - 1)
-    assert (await revoke(chat, "u1", sid=SID_A))[0] == 200
+    assert (await revoke(chat, "u1", sid=SID_A)) is not None
     assert await status(chat, old) == 401
     assert len(chat.revocations) == 1
     await asyncio.sleep(0.6)
@@ -124,7 +123,7 @@ async def test_revocations_are_forgotten_after_the_window(start_chat: StartChat)
 @pytest.mark.parametrize("sid", ["", "x" * 65, "a/b", "ab cd", 12345])
 async def test_a_malformed_sid_is_refused_in_tokens_and_notices(chat: Chat, sid: object) -> None:
     assert await status(chat, chat.website.mint(sub="u1", sid=sid)) == 401
-    assert (await revoke(chat, "u1", sid=sid))[0] == 401
+    assert (await revoke(chat, "u1", sid=sid)) is None
 
 
 def test_revocation_memory_by_clock() -> None:

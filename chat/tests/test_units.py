@@ -9,9 +9,10 @@ import logging
 import pytest
 import structlog
 
-from chat import control_http, paths
+from chat import channels, paths
+from chat.channels import Envelope
 from chat.config import Settings, load_settings
-from chat.control import CloseRoom, RevokeUser
+from chat.presence import RoomView
 from chat.protocol import User, now_rfc3339
 from chat.ratelimit import FloodGuard, TokenBucket
 from chat.rooms import Rooms
@@ -66,7 +67,9 @@ def test_timestamps_are_rfc3339_utc_millis() -> None:
 
 
 ENV_NAMES = (
-    "CHAT_HOST", "CHAT_PORT", "CONTROL_PORT", "METRICS_PORT", "JWKS_URL", "ALLOWED_ORIGINS",
+    "CHAT_HOST", "CHAT_PORT", "METRICS_PORT", "REDIS_HOST", "REDIS_PORT", "NODE_ID",
+    "PRESENCE_TTL_S", "PRESENCE_HEARTBEAT_S", "PRESENCE_SWEEP_S", "BUS_TIMEOUT_S",
+    "BUS_BACKOFF_MAX_S", "REDIS_PASSWORD_FILE", "JWKS_URL", "ALLOWED_ORIGINS",
     "LOG_LEVEL", "JWKS_TTL_S", "JWKS_MIN_REFRESH_S", "JWKS_TIMEOUT_S", "RATE_LIMIT_PER_S",
     "RATE_LIMIT_BURST", "FLOOD_REJECTIONS", "FLOOD_WINDOW_S", "PING_INTERVAL_S",
     "PING_TIMEOUT_S", "SEND_BUFFER_BYTES", "MAX_CONNECTIONS_PER_USER", "MAX_CONNECTIONS",
@@ -82,14 +85,15 @@ def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 
 
 def test_settings_from_env(env: pytest.MonkeyPatch) -> None:
+    env.setenv("NODE_ID", "n1")  # otherwise a fresh one per Settings()
     assert load_settings() == Settings()
-    assert (Settings().port, Settings().control_port) == (8001, 8002)
+    assert (Settings().port, Settings().redis_host, Settings().redis_port) == (8001, "redis", 6379)
     for name, value in {"CHAT_PORT": "9000", "ALLOWED_ORIGINS": " https://A.example/ ,, ",
-                        "RATE_LIMIT_BURST": "5", "LOG_LEVEL": "debug", "CONTROL_PORT": "9002",
+                        "RATE_LIMIT_BURST": "5", "LOG_LEVEL": "debug", "REDIS_PORT": "6380",
                         "JWKS_TTL_S": "", "FLOOD_WINDOW_S": "2.5"}.items():  # fmt: skip
         env.setenv(name, value)
     s = load_settings()
-    assert (s.port, s.control_port, s.rate_burst, s.log_level) == (9000, 9002, 5, "DEBUG")
+    assert (s.port, s.redis_port, s.rate_burst, s.log_level) == (9000, 6380, 5, "DEBUG")
     assert s.allowed_origins == frozenset({"https://a.example"})
     assert (s.jwks_ttl_s, s.flood_window_s) == (300.0, 2.5)  # empty: the default
 
@@ -109,14 +113,16 @@ def test_bounds_settings_defaults_and_env(env: pytest.MonkeyPatch) -> None:
 
 
 def test_settings_by_name_in_tests(env: pytest.MonkeyPatch) -> None:
-    s = Settings(port=0, control_port=0, allowed_origins=frozenset({"HTTPS://B.example/"}))
-    assert (s.port, s.control_port, s.allowed_origins) == (0, 0, frozenset({"https://b.example"}))
+    s = Settings(port=0, allowed_origins=frozenset({"HTTPS://B.example/"}))
+    assert (s.port, s.allowed_origins) == (0, frozenset({"https://b.example"}))
+    assert Settings().node_id != Settings().node_id  # a fresh node id per start
 
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("CHAT_PORT", "eighty"), ("CONTROL_PORT", "70000"), ("LOG_LEVEL", "loud"),
-     ("RATE_LIMIT_PER_S", "0"), ("RATE_LIMIT_BURST", "-1"), ("CONTROL_PORT", "8001"),
+    [("CHAT_PORT", "eighty"), ("REDIS_PORT", "70000"), ("LOG_LEVEL", "loud"),
+     ("RATE_LIMIT_PER_S", "0"), ("RATE_LIMIT_BURST", "-1"), ("METRICS_PORT", "8001"),
+     ("NODE_ID", "a:b"), ("PRESENCE_HEARTBEAT_S", "15"), ("PRESENCE_TTL_S", "0"),
      ("PING_INTERVAL_S", "0"), ("PING_TIMEOUT_S", "-1"), ("SEND_BUFFER_BYTES", "100"),
      ("MAX_CONNECTIONS_PER_USER", "0"), ("MAX_CONNECTIONS", "many"),
      ("REVOCATION_MEMORY_S", "0")],
@@ -156,13 +162,46 @@ def test_paths_are_parsed_strictly(target: str, room: str | None) -> None:
     assert paths.room_of(paths.path_of(target)) == room
 
 
-def test_control_routes() -> None:
-    assert control_http.route("/rooms/lobby/deleted") == CloseRoom("lobby")
-    assert control_http.route("/users/3f2b-9c/revoked") == RevokeUser("3f2b-9c")
-    for path in ("/rooms/x/deleted", "/rooms/../deleted", "/users/../revoked", "/users//revoked",
-                 "//rooms/lobby/deleted", "/rooms/lobby/deleted/", "/users/a/b/revoked",
-                 "/internal/rooms/lobby/deleted", "/ws/rooms/lobby", "/"):  # fmt: skip
-        assert control_http.route(path) is None, path
+def test_envelopes_round_trip_and_junk_is_refused() -> None:
+    frame = '{"type":"message","text":"a\\nb ünï"}'
+    envelope = Envelope("n1", channels.MESSAGE, 12.5, frame)
+    assert Envelope.decode(envelope.encode()) == envelope
+    join = Envelope("n1", channels.JOIN, 1.0, channels.user_payload(User("u1", "Al\nice")))
+    assert Envelope.decode(join.encode()).user() == User("u1", "Al\nice")  # type: ignore[union-attr]
+    for junk in (b"", b"n1\nm\n1.0", b"n1\nx\n1.0\n{}", b"\nm\n1.0\n{}", b"n1\nm\nnow\n{}",
+                 b"\xff\nm\n1\n{}"):  # fmt: skip
+        assert Envelope.decode(junk) is None, junk
+    assert Envelope("n1", channels.JOIN, 1.0, "[]").user() is None
+    assert channels.split_field("n1:u1") == ("n1", "u1")
+    assert channels.split_field("n1") is None and channels.split_field(":u1") is None
+    assert channels.room_of(channels.room_channel("lobby")) == "lobby"
+    assert channels.room_of(channels.CONTROL) is None
+
+
+def test_room_view_counts_a_user_once_across_nodes() -> None:
+    view, alice = RoomView(), User("u1", "Alice")
+    assert view.add("n1", alice, 1.0) is True
+    assert view.add("n2", alice, 1.0) is False  # a second replica: no second join
+    assert view.users() == [alice]
+    assert view.remove("n1", "u1", 2.0) is None  # still on n2
+    assert view.remove("n2", "u1", 2.0) == alice and not view.has("u1")
+    assert view.remove("n2", "u1", 2.0) is None  # a repeated leave changes nothing
+
+
+def test_room_view_reconcile_respects_what_envelopes_said_meanwhile() -> None:
+    view, alice, bob = RoomView(), User("u1", "Alice"), User("u2", "Bob")
+    view.add("n1", alice, 5.0)  # learned from an envelope after the read began at 4.0
+    view.add("n1", bob, 1.0)
+    view.remove("n2", "u3", 4.5)  # a leave that overtook the snapshot
+    snapshot = {("n2", "u3"): User("u3", "Cy"), ("n3", "u4"): User("u4", "Di")}
+    appeared, vanished = view.reconcile(snapshot, started=4.0, may_remove=True)
+    assert appeared == [User("u4", "Di")]  # Cy's leave is newer than the read
+    assert vanished == [bob]  # Alice is newer than the read: kept
+    assert {u.id for u in view.users()} == {"u1", "u4"}
+    # After an outage removals wait: nothing vanishes, what is new still appears.
+    appeared, vanished = view.reconcile({}, started=10.0, may_remove=False)
+    assert (appeared, vanished) == ([], [])
+    assert {u.id for u in view.users()} == {"u1", "u4"}
 
 
 def test_exceptions_are_structured_without_locals(log_output: io.StringIO) -> None:

@@ -27,8 +27,8 @@ def tracer_provider() -> Iterator[TracerProvider]:
 
 @pytest.fixture(scope="session")
 def settings() -> Settings:
-    # The stack's database and signing key; nothing listens on the chat's control port here.
-    return Settings(chat_control_url="http://127.0.0.1:9")
+    # The stack's database, signing key and bus (no chat replica listens on it here).
+    return Settings()
 
 
 @pytest.fixture(scope="session")

@@ -1,72 +1,68 @@
-"""The chat control client: the right URL and notice, and a warning (never an error) on failure."""
+"""The chat control client: the right notice on the bus's control channel (with the request's
+id and trace context), and a warning (never an error) when the bus is away."""
 
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
 
-import httpx
-import jwt
 import pytest
+import structlog
+from opentelemetry import trace
 
-from website.chat_control import ChatControl
+from tests.utils import ControlListener, control_listener
+from website.chat_control import ChatControl, bus_client
+from website.config import Settings
 from website.tokens import TokenIssuer
 
 
-class FakeChat:
-    """The chat's control port: records each request, answers with the status it is given."""
-
-    def __init__(self) -> None:
-        self.requests: list[httpx.Request] = []
-        self.status = 200
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        return httpx.Response(self.status, text="closed 2\n")
+@pytest.fixture
+async def chat(settings: Settings) -> AsyncIterator[ControlListener]:
+    async with control_listener(settings) as listener:
+        yield listener
 
 
 @pytest.fixture
-def chat() -> FakeChat:
-    return FakeChat()
+async def control(settings: Settings, issuer: TokenIssuer) -> AsyncIterator[ChatControl]:
+    async with bus_client(settings) as bus:
+        yield ChatControl(bus, issuer)
 
 
-@pytest.fixture
-async def control(chat: FakeChat, issuer: TokenIssuer) -> AsyncIterator[ChatControl]:
-    async with httpx.AsyncClient(transport=httpx.MockTransport(chat)) as http:
-        yield ChatControl(http, issuer, "http://chat.test:8002/")
-
-
-def _notice_claims(request: httpx.Request) -> dict[str, Any]:
-    scheme, _, token = request.headers["authorization"].partition(" ")
-    assert scheme == "Bearer"
-    claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
-    return claims
-
-
-async def test_room_deleted_calls_the_rooms_path(chat: FakeChat, control: ChatControl) -> None:
+async def test_room_deleted_publishes_a_room_notice(
+    chat: ControlListener, control: ChatControl
+) -> None:
     await control.room_deleted("team-standup")
-    (request,) = chat.requests
-    assert request.method == "GET"
-    assert str(request.url) == "http://chat.test:8002/rooms/team-standup/deleted"
-    claims = _notice_claims(request)
+    (claims,) = await chat.notices()
     assert claims["purpose"] == "room_deleted" and claims["room"] == "team-standup"
+    assert claims["sub"] == "parley-website" and claims["exp"] - claims["iat"] <= 30
 
 
-async def test_user_revoked_calls_the_users_path(chat: FakeChat, control: ChatControl) -> None:
+async def test_user_revoked_publishes_a_user_notice_with_context(
+    chat: ControlListener, control: ChatControl
+) -> None:
     user_id = uuid.uuid4()
-    await control.user_revoked(user_id)
-    (request,) = chat.requests
-    assert request.method == "GET"
-    assert str(request.url) == f"http://chat.test:8002/users/{user_id}/revoked"
-    claims = _notice_claims(request)
+    structlog.contextvars.bind_contextvars(request_id="req-77")
+    try:
+        with trace.get_tracer("test").start_as_current_span("logout") as span:
+            await control.user_revoked(user_id, "a1b2c3d4e5f60718")
+    finally:
+        structlog.contextvars.unbind_contextvars("request_id")
+    (claims,) = await chat.notices()
     assert claims["purpose"] == "user_revoked" and claims["user"] == str(user_id)
+    assert claims["sid"] == "a1b2c3d4e5f60718"
+    (message,) = chat.messages
+    assert message["request_id"] == "req-77"
+    trace_id = format(span.get_span_context().trace_id, "032x")
+    assert message["traceparent"].split("-")[1] == trace_id
 
 
 async def test_failures_are_logged_not_raised(
-    chat: FakeChat, control: ChatControl, issuer: TokenIssuer, caplog: pytest.LogCaptureFixture
+    settings: Settings, issuer: TokenIssuer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    chat.status = 503
-    await control.room_deleted("gone-room")
-    async with httpx.AsyncClient() as http:
-        await ChatControl(http, issuer, "http://127.0.0.1:9").user_revoked(uuid.uuid4())
+    # Nobody listens on the control channel in these tests but the listener fixture: without
+    # it, a publish reaches no replica; an unreachable bus is a connection error.
+    async with bus_client(settings) as bus:
+        await ChatControl(bus, issuer).room_deleted("gone-room")
+    away = settings.model_copy(update={"redis_host": "127.0.0.1", "redis_port": 9})
+    async with bus_client(away) as bus:
+        await ChatControl(bus, issuer).user_revoked(uuid.uuid4())
     warnings = [r for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 2

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.utils import PASSWORD, Browser, ControlPort, app_with, control_port, open_browser
+from tests.utils import PASSWORD, Browser, ControlListener, app_with, control_listener, open_browser
 from website import admin
 from website.config import Settings
 from website.models import User, UserSession
@@ -23,14 +23,15 @@ def _sid(person: Browser) -> str:
 
 
 @pytest.fixture
-async def chat() -> AsyncIterator[ControlPort]:
-    async with control_port() as port:
-        yield port
+async def chat(settings: Settings) -> AsyncIterator[ControlListener]:
+    """The bus's control channel, heard as a chat replica hears it."""
+    async with control_listener(settings) as listener:
+        yield listener
 
 
 @pytest.fixture
-async def site(settings: Settings, chat: ControlPort) -> AsyncIterator[FastAPI]:
-    async with app_with(settings, chat_control_url=chat.url) as app:
+async def site(settings: Settings, chat: ControlListener) -> AsyncIterator[FastAPI]:
+    async with app_with(settings) as app:
         yield app
 
 
@@ -39,17 +40,19 @@ async def _sessions(db: AsyncSession, email: str) -> int:
     return await db.scalar(query.where(User.email == email)) or 0
 
 
-async def test_logout_revokes_only_that_sessions_sockets(site: FastAPI, chat: ControlPort) -> None:
+async def test_logout_revokes_only_that_sessions_sockets(
+    site: FastAPI, chat: ControlListener
+) -> None:
     async with open_browser(site) as person:
         assert (await person.register()).status_code == 303
         sid = _sid(person)
         assert (await person.logout()).status_code == 303
-    (claims,) = chat.revoked()
+    (claims,) = await chat.revoked()
     assert claims["purpose"] == "user_revoked" and claims["sid"] == sid
 
 
 async def test_password_change_ends_every_other_session(
-    site: FastAPI, chat: ControlPort, db: AsyncSession
+    site: FastAPI, chat: ControlListener, db: AsyncSession
 ) -> None:
     async with (
         open_browser(site) as here,
@@ -70,7 +73,7 @@ async def test_password_change_ends_every_other_session(
         }
         response = await here.http.post("/account/password", data=data)
         assert response.status_code == 200 and "2 other sessions were logged out" in response.text
-        assert {c["sid"] for c in chat.revoked()} == {_sid(laptop), _sid(phone)}
+        assert {c["sid"] for c in await chat.revoked()} == {_sid(laptop), _sid(phone)}
         assert await _sessions(db, here.email) == 1
         assert (await here.http.get("/rooms")).status_code == 200  # this session stays
         assert (await laptop.http.get("/rooms")).status_code == 303
@@ -87,7 +90,7 @@ async def test_password_change_ends_every_other_session(
     ],
 )
 async def test_a_refused_password_change_changes_nothing(
-    site: FastAPI, chat: ControlPort, current: str, new: str, again: str, reason: str
+    site: FastAPI, chat: ControlListener, current: str, new: str, again: str, reason: str
 ) -> None:
     async with open_browser(site) as person, open_browser(site) as other:
         assert (await person.register()).status_code == 303
@@ -96,7 +99,7 @@ async def test_a_refused_password_change_changes_nothing(
         data["csrf_token"] = await person.csrf("/account/password")
         response = await person.http.post("/account/password", data=data)
         assert response.status_code == 400 and reason in response.text
-        assert chat.revoked() == []
+        assert await chat.revoked() == []
         assert (await other.http.get("/rooms")).status_code == 200
 
 
@@ -107,13 +110,13 @@ async def test_the_password_page_needs_a_login(browser: Browser) -> None:
 
 
 async def test_deactivate_and_reactivate(
-    site: FastAPI, settings: Settings, chat: ControlPort, db: AsyncSession
+    site: FastAPI, settings: Settings, chat: ControlListener, db: AsyncSession
 ) -> None:
     async with open_browser(site) as person:
         assert (await person.register()).status_code == 303
-        here = settings.model_copy(update={"chat_control_url": chat.url})
+        here = settings
         assert await admin.run(here, "deactivate", person.email.upper()) == 0
-        (claims,) = chat.revoked()
+        (claims,) = await chat.revoked()
         assert "sid" not in claims  # every session, every socket
         assert await _sessions(db, person.email) == 0
         assert (await person.http.get("/rooms")).status_code == 303

@@ -1,6 +1,8 @@
 """Helpers for the tests: a scripted browser, unique names, the shared password."""
 
 import asyncio
+import contextlib
+import json
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -10,8 +12,11 @@ from typing import Any
 import httpx
 import jwt
 from fastapi import FastAPI
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 
 from website.app import create_app
+from website.chat_control import CONTROL_CHANNEL, bus_client
 from website.config import Settings
 
 PASSWORD = "correct horse battery"
@@ -75,40 +80,58 @@ async def open_browser(app: FastAPI, base_url: str = "http://testserver") -> Asy
         yield Browser(client)
 
 
-class ControlPort:
-    """A real listener standing in for the chat's control port: records each request's path
-    and notice claims (unverified: the chat's own tests check verification) and answers 200."""
+class ControlListener:
+    """Subscribed to the bus's control channel like a chat replica: records each notice's
+    claims (unverified: the chat's own tests check verification)."""
 
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-        self.url = ""
+    def __init__(self, bus: Redis, pubsub: PubSub) -> None:
+        self._bus = bus
+        self._pubsub = pubsub
+        self.messages: list[dict[str, Any]] = []
+        self._markers: set[str] = set()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def read(self) -> None:
+        while True:
+            message = await self._pubsub.get_message(timeout=None)
+            if message is None or message["type"] != "message":
+                continue
+            body = json.loads(message["data"])
+            if "marker" in body:
+                self._markers.add(body["marker"])
+            else:
+                self.messages.append(body)
+
+    async def settle(self) -> None:
+        """Returns once everything published before the call has arrived: Redis delivers in
+        order, so a marker published now comes after all of it."""
+        marker = uuid.uuid4().hex
+        await self._bus.publish(CONTROL_CHANNEL, json.dumps({"marker": marker}))
         async with asyncio.timeout(5):
-            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
-        request_line, *lines = head.split("\r\n")
-        path = request_line.split(" ")[1]
-        headers = dict(line.split(": ", 1) for line in lines if ": " in line)
-        token = headers.get("authorization", headers.get("Authorization", "")).removeprefix(
-            "Bearer "
-        )
-        self.calls.append((path, jwt.decode(token, options={"verify_signature": False})))
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\nConnection: close\r\n\r\nclosed 0\n")
-        await writer.drain()
-        writer.close()
+            while marker not in self._markers:  # noqa: ASYNC110 - the reader task fills it
+                await asyncio.sleep(0.01)
 
-    def revoked(self) -> list[dict[str, Any]]:
-        return [claims for path, claims in self.calls if path.startswith("/users/")]
+    async def notices(self) -> list[dict[str, Any]]:
+        await self.settle()
+        return [jwt.decode(m["notice"], options={"verify_signature": False})
+                for m in self.messages]  # fmt: skip
+
+    async def revoked(self) -> list[dict[str, Any]]:
+        return [c for c in await self.notices() if c["purpose"] == "user_revoked"]
 
 
 @asynccontextmanager
-async def control_port() -> AsyncIterator[ControlPort]:
-    port = ControlPort()
-    server = await asyncio.start_server(port._serve, "127.0.0.1", 0)
-    host, number = server.sockets[0].getsockname()[:2]
-    port.url = f"http://{host}:{number}"
-    async with server:
-        yield port
+async def control_listener(settings: Settings) -> AsyncIterator[ControlListener]:
+    async with bus_client(settings) as bus, bus.pubsub() as pubsub:
+        await pubsub.subscribe(CONTROL_CHANNEL)
+        listener = ControlListener(bus, pubsub)
+        reader = asyncio.create_task(listener.read())
+        try:
+            await listener.settle()  # subscribed for sure
+            yield listener
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
 
 
 @asynccontextmanager

@@ -9,10 +9,7 @@ import argparse
 import asyncio
 import sys
 
-import httpx
-
-from website.app import CHAT_CONTROL_TIMEOUT_S
-from website.chat_control import ChatControl
+from website.chat_control import ChatControl, bus_client
 from website.config import Settings
 from website.db import create_engine, create_sessionmaker
 from website.logging import configure_logging, get_logger
@@ -37,8 +34,8 @@ async def run(settings: Settings, action: str, email: str) -> int:
                 return 1
             ended = 0 if active else await delete_user_sessions(db, user.id)
         if not active:
-            async with httpx.AsyncClient(timeout=CHAT_CONTROL_TIMEOUT_S) as http:
-                await ChatControl(http, issuer, settings.chat_control_url).user_revoked(user.id)
+            async with bus_client(settings) as bus:
+                await ChatControl(bus, issuer).user_revoked(user.id)
         log.info(f"user {action}d", user_id=str(user.id), sessions_ended=ended)
         print(f"{action}d {user.id}" + ("" if active else f"; {ended} session(s) ended"))
         return 0

@@ -18,7 +18,7 @@ from sqlalchemy.pool import QueuePool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from website import cookies
-from website.chat_control import ChatControl
+from website.chat_control import ChatControl, bus_client
 from website.config import Settings
 from website.db import create_engine, create_sessionmaker
 from website.deps import Redirect
@@ -36,7 +36,7 @@ from website.tokens import TokenIssuer
 from website.tracing import instrument_app, instrument_engine, uninstrument_engine
 
 log = get_logger(__name__)
-CHAT_CONTROL_TIMEOUT_S = 3
+HTTP_TIMEOUT_S = 3
 HASHER_BUSY_RETRY_S = 2
 
 
@@ -69,13 +69,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if isinstance(engine.pool, QueuePool):
         track_pool(engine.pool)
     sessionmaker = create_sessionmaker(engine)
-    async with httpx.AsyncClient(timeout=CHAT_CONTROL_TIMEOUT_S) as http:
+    bus = bus_client(settings)
+    async with httpx.AsyncClient(timeout=HTTP_TIMEOUT_S) as http, bus:
         app.state.services = Services(
             engine=engine,
             sessionmaker=sessionmaker,
             issuer=issuer,
             http=http,
-            chat_control=ChatControl(http, issuer, settings.chat_control_url),
+            bus=bus,
+            chat_control=ChatControl(bus, issuer),
             hasher=Hasher(settings.hash_concurrency, settings.hash_queue),
             login_throttle=Throttle(
                 settings.login_max_failures, settings.login_window_s, settings.throttle_max_keys

@@ -30,8 +30,10 @@ class Settings(BaseSettings):
     # docs/design.md §4: a chat token lives at most 120 s.
     chat_token_ttl_seconds: int = Field(default=60, ge=10, le=TOKEN_MAX_LIFETIME_S)
 
-    # The chat's internal control port: room deletions (4404) and revoked users (4401).
-    chat_control_url: str = "http://chat:8002"
+    # The bus (Redis): room deletions (4404) and revoked users (4401) go to every chat replica.
+    redis_host: str = "redis"
+    redis_port: int = Field(default=6379, ge=1, le=65535)
+    redis_password_file: Path = Path("/run/secrets/redis/redis_password")
 
     session_idle_seconds: int = Field(default=2 * 3600, ge=60)
     session_absolute_seconds: int = Field(default=7 * 24 * 3600, ge=60)
@@ -72,6 +74,9 @@ class Settings(BaseSettings):
     @property
     def https(self) -> bool:
         return self.public_url.startswith("https://")
+
+    def redis_password(self) -> str:
+        return self.redis_password_file.read_text().strip()
 
     def database_url(self) -> URL:
         return URL.create(

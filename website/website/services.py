@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 import httpx
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from website.chat_control import ChatControl
@@ -17,6 +18,7 @@ class Services:
     sessionmaker: async_sessionmaker[AsyncSession]
     issuer: TokenIssuer
     http: httpx.AsyncClient
+    bus: Redis
     chat_control: ChatControl
     hasher: Hasher
     login_throttle: Throttle

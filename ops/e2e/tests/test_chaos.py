@@ -13,11 +13,14 @@ from collections.abc import Awaitable, Callable
 
 import httpx
 import pytest
+from test_replicas import chat_replicas, node_of, on_node
+from websockets.exceptions import InvalidStatus
 
 from support import (
     Client,
     Join,
     MakeClient,
+    Peer,
     Settings,
     closed_with,
     describe,
@@ -25,7 +28,7 @@ from support import (
     still_open,
 )
 
-pytestmark = pytest.mark.chaos
+pytestmark = pytest.mark.chaos  # and the replica ones also replica_chaos
 
 RECOVERY_S = 60.0  # a restarted database accepts connections well within this
 
@@ -102,3 +105,70 @@ async def test_chat_sigterm_closes_every_socket_with_1001_then_serves_again(
 
 async def _is(status: Awaitable[int], expected: int) -> bool:
     return await status == expected
+
+
+# ---------------------------------------------------------------- with two chat replicas
+# Run by ./ops/test's replicas suite on a stack with `--scale chat=2`: pytest -m replica_chaos.
+
+
+@pytest.mark.replica_chaos
+async def test_a_killed_replicas_clients_reconnect_to_a_survivor(
+    alice: Client, bob: Client, room: str, join: Join, settings: Settings
+) -> None:
+    assert len(chat_replicas()) >= 2, "needs `--scale chat=2`"
+    doomed = await on_node(join, alice, room)
+    victim = node_of(doomed)
+    survivor = await on_node(join, bob, room, avoid=victim)
+
+    killed_at = time.monotonic()
+    await operator(settings, f"kill-chat-node {victim}")  # SIGKILL to that replica's process
+    await closed_with(doomed, timeout=10)  # no close frame from a killed process
+
+    async def rejoined() -> bool:
+        try:
+            peer = await join(alice, room)
+        except (AssertionError, OSError, InvalidStatus):
+            return False
+        rejoined_peers.append(peer)
+        return True
+
+    rejoined_peers: list[Peer] = []
+    await eventually(rejoined, 10, "alice back on a surviving replica")
+    took = time.monotonic() - killed_at
+    assert took <= 10, f"reconnected {took:.1f} s after the kill"
+    # Bob, on the other replica, lost nothing: he hears alice's next message.
+    await still_open(survivor, rejoined_peers[-1])
+    # The restart policy brings the killed replica back.
+    await eventually(_async(lambda: len(chat_replicas()) >= 2), 60, "the replica restarted")
+
+
+@pytest.mark.replica_chaos
+async def test_delivery_across_replicas_resumes_after_a_redis_restart(
+    alice: Client, bob: Client, room: str, join: Join, settings: Settings
+) -> None:
+    assert len(chat_replicas()) >= 2, "needs `--scale chat=2`"
+    here = await on_node(join, alice, room)
+    there = await on_node(join, bob, room, avoid=node_of(here))
+    await still_open(there, here)
+
+    restarted_at = time.monotonic()
+    await operator(settings, "restart-redis")
+
+    async def delivered() -> bool:
+        client_id = await here.say(f"after the restart {time.monotonic():.3f}")
+        try:
+            frame, _ = await there.recv_until(lambda f: f.get("client_id") == client_id, 1.0)
+        except AssertionError:
+            return False
+        return frame["type"] == "message"
+
+    await eventually(delivered, 15, "cross-replica delivery after the Redis restart")
+    took = time.monotonic() - restarted_at
+    assert took <= 10 + 5, f"resumed {took:.1f} s after the restart began"  # 5 s: the restart
+
+
+def _async(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
+    async def run() -> bool:
+        return check()
+
+    return run

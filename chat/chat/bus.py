@@ -1,0 +1,302 @@
+"""The bus: this replica's link to Redis (pub/sub and a few commands), kept up by itself.
+
+One supervisor task owns the link. Each session opens a fresh client and a fresh pub/sub
+connection (redis-py's own retries are off: half-reconnected pub/sub connections are what we
+avoid), subscribes to every channel wanted at that moment, and is "up" once Redis confirmed
+them all. The session then runs three tasks: the reader (hands each message to `on_message`),
+the writer (publishes and presence writes, in order, pipelined) and a pinger (a dead or
+unreachable Redis ends the session within about BUS_TIMEOUT_S + 1 s). Any failure ends the
+session: the bus is down (chat_bus_up 0, one warning, /readyz 503), writes are dropped, and
+the supervisor reconnects with capped, jittered backoff and subscribes again, by itself.
+
+Local members never wait for any of this: the handler writes to them first, and only queues
+the publication here (docs/design.md §5, "Bus")."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import structlog
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline, PubSub
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from . import metrics
+
+log = structlog.get_logger()
+
+T = TypeVar("T")
+Write = Callable[[Pipeline], Any]  # queues one command on the writer's pipeline
+Queued = tuple[bool, Write]  # (is a publication, the write)
+QUEUE_BOUND = 10_000  # writes waiting for Redis; beyond it they are dropped (and counted)
+BATCH = 256  # writes per pipeline round trip
+PING_S = 1.0
+FIRST_BACKOFF_S = 0.1
+DRAIN_S = 1.0  # at shutdown, how long queued writes (the last leaves) may take
+
+
+class BusDown(Exception):
+    """The bus is not connected: the caller carries on with what this replica knows."""
+
+
+class Bus:
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        password: str,
+        node: str,
+        timeout_s: float,
+        backoff_max_s: float,
+        on_message: Callable[[str, bytes], None],
+    ) -> None:
+        self.node = node
+        self._host, self._port, self._password = host, port, password
+        self._timeout = timeout_s
+        self._backoff_max = backoff_max_s
+        self._on_message = on_message
+        self._wanted: set[str] = set()  # channels to be subscribed, connected or not
+        self._confirmed: dict[str, asyncio.Future[None]] = {}
+        self._writes: asyncio.Queue[Queued] = asyncio.Queue(QUEUE_BOUND)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._client: Redis | None = None
+        self._pubsub: PubSub | None = None
+        self._on_up: list[Callable[[], None]] = []
+        self._last_read = 0.0
+        self._down_said = False  # one warning per outage, the first failed start included
+        self.up = False
+        self.up_since = 0.0  # monotonic; when the current session came up
+        metrics.BUS_UP.set(0)
+
+    # --- for the rest of the chat ------------------------------------------------------------
+
+    def on_up(self, callback: Callable[[], None]) -> None:
+        """Called each time a session comes up (the first time and after each outage)."""
+        self._on_up.append(callback)
+
+    def up_for(self) -> float:
+        """Seconds the current session has been up (0 while down)."""
+        return time.monotonic() - self.up_since if self.up else 0.0
+
+    def write(self, op: Write, *, publication: bool = False) -> None:
+        """Queues a write (a publication, a presence entry); dropped while the bus is down.
+        Never waits: writes leave in the order they were queued, on one connection."""
+        if not self.up:
+            metrics.BUS_DROPPED.inc()
+            return
+        try:
+            self._writes.put_nowait((publication, op))
+        except asyncio.QueueFull:
+            metrics.BUS_DROPPED.inc()
+
+    def publish(self, channel: str, data: bytes) -> None:
+        self.write(lambda pipe: pipe.publish(channel, data), publication=True)
+
+    async def call(self, command: Callable[[Redis], Awaitable[T]]) -> T:
+        """A command on this session's client; BusDown while there is none."""
+        client = self._client
+        if client is None or not self.up:
+            raise BusDown
+        return await command(client)
+
+    async def subscribe(self, channel: str) -> None:
+        """Wanted from now on (again after every reconnection). Returns once Redis confirmed
+        it, or at once while the bus is down; callers bound the wait."""
+        self._wanted.add(channel)
+        pubsub = self._pubsub
+        if pubsub is None:  # no session: the next one subscribes to everything wanted
+            return
+        confirmed = self._confirmed.get(channel)
+        if confirmed is None or confirmed.done():  # else one is on its way: share it
+            confirmed = self._confirmed[channel] = asyncio.get_running_loop().create_future()
+        try:
+            await pubsub.subscribe(channel)
+            await confirmed
+        except Exception as exc:  # the session is failing; the reconnection subscribes again
+            log.debug("bus subscribe failed", error=type(exc).__name__)
+
+    def unsubscribe(self, channel: str) -> None:
+        self._wanted.discard(channel)
+        self._confirmed.pop(channel, None)
+        pubsub = self._pubsub
+        if pubsub is not None:
+            task = asyncio.create_task(self._quietly(pubsub.unsubscribe(channel)))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[Bus]:
+        supervisor = asyncio.create_task(self._supervise(), name="bus")
+        try:
+            yield self
+        finally:
+            # The last writes (leaves at shutdown) get a moment to leave.
+            if self.up:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(DRAIN_S):
+                        await self._writes.join()
+            supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await supervisor
+            self._set_down(None)
+
+    # --- the session -------------------------------------------------------------------------
+
+    async def _supervise(self) -> None:
+        delay = FIRST_BACKOFF_S
+        while True:
+            try:
+                await self._session()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                was_up = self.up
+                self._set_down(exc)
+                if was_up:
+                    delay = FIRST_BACKOFF_S
+            # Jittered, so replicas cut off together do not all come back at the same instant.
+            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+            delay = min(delay * 2, self._backoff_max)
+
+    async def _session(self) -> None:
+        client = Redis(
+            host=self._host,
+            port=self._port,
+            password=self._password,
+            socket_timeout=self._timeout,
+            socket_connect_timeout=self._timeout,
+            retry=Retry(NoBackoff(), 0),  # failures end the session; the supervisor retries
+            client_name=f"chat-{self.node}",
+        )
+        pubsub = client.pubsub()
+        try:
+            await client.ping()
+            # From here on subscribe() sends its own SUBSCRIBE too, so a channel wanted while
+            # this session starts is never missed (no await between these three lines).
+            self._pubsub = pubsub
+            channels = sorted(self._wanted)
+            loop = asyncio.get_running_loop()
+            self._confirmed = {ch: loop.create_future() for ch in channels}
+            initial = list(self._confirmed.values())
+            await pubsub.subscribe(*channels)
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._read(pubsub))
+                async with asyncio.timeout(self._timeout):
+                    await asyncio.gather(*initial)
+                self._client = client
+                self._set_up()
+                group.create_task(self._write_loop(client))
+                group.create_task(self._ping(client, pubsub))
+        finally:
+            self._client = self._pubsub = None
+            for future in self._confirmed.values():
+                if not future.done():  # a subscriber waiting: let it go on without the bus
+                    future.set_result(None)
+            self._confirmed = {}
+            await self._quietly(pubsub.aclose())  # type: ignore[no-untyped-call]
+            await self._quietly(client.aclose())
+
+    async def _read(self, pubsub: PubSub) -> None:
+        while True:
+            message = await pubsub.get_message(timeout=None)
+            self._last_read = time.monotonic()
+            if message is None:
+                continue
+            kind, channel = message["type"], message["channel"]
+            channel = channel.decode() if isinstance(channel, bytes) else channel
+            if kind == "message":
+                try:
+                    self._on_message(channel, message["data"])
+                except Exception:  # one bad message must not end the session
+                    log.exception("bus message not handled", channel=channel)
+            elif kind == "subscribe":
+                future = self._confirmed.get(channel)
+                if future is not None and not future.done():
+                    future.set_result(None)
+
+    async def _write_loop(self, client: Redis) -> None:
+        while True:
+            batch = [await self._writes.get()]
+            while len(batch) < BATCH and not self._writes.empty():
+                batch.append(self._writes.get_nowait())
+            pipe = client.pipeline(transaction=False)
+            for _, op in batch:
+                op(pipe)
+            try:
+                results = await pipe.execute(raise_on_error=False)
+            except Exception:
+                metrics.BUS_DROPPED.inc(len(batch))
+                raise
+            finally:
+                for _ in batch:
+                    self._writes.task_done()
+            published = 0
+            for (publication, _), result in zip(batch, results, strict=True):
+                if isinstance(result, Exception):  # e.g. OOM under maxmemory: said, not fatal
+                    log.warning("bus write refused", error=str(result)[:200])
+                    metrics.BUS_DROPPED.inc()
+                elif publication:
+                    published += 1
+            metrics.BUS_PUBLISHED.inc(published)
+
+    async def _ping(self, client: Redis, pubsub: PubSub) -> None:
+        """Ends the session when Redis stops answering: a command ping on the client, and one
+        on the pub/sub connection, whose pong the reader must see."""
+        while True:
+            await asyncio.sleep(PING_S)
+            await client.ping()
+            await pubsub.ping()
+            if time.monotonic() - self._last_read > 2 * PING_S + self._timeout:
+                raise ConnectionError("pub/sub connection silent")
+
+    def _set_up(self) -> None:
+        self.up, self.up_since = True, time.monotonic()
+        self._down_said = False
+        self._last_read = self.up_since
+        metrics.BUS_UP.set(1)
+        metrics.BUS_CONNECTS.inc()
+        log.info("bus up", node=self.node, channels=len(self._wanted))
+        for callback in self._on_up:
+            try:
+                callback()
+            except Exception:
+                log.exception("bus up callback failed")
+
+    def _set_down(self, exc: BaseException | None) -> None:
+        # Queued writes would be stale by the time the bus is back: drop them.
+        dropped = 0
+        while not self._writes.empty():
+            self._writes.get_nowait()
+            self._writes.task_done()
+            dropped += 1
+        metrics.BUS_DROPPED.inc(dropped)
+        self.up = False
+        metrics.BUS_UP.set(0)
+        if exc is None:
+            return
+        cause = _leaf(exc)
+        if self._down_said:
+            log.debug("bus still down", error=type(cause).__name__)
+            return
+        self._down_said = True
+        log.warning("bus down", error=type(cause).__name__, detail=str(cause)[:200],
+                    dropped_writes=dropped)  # fmt: skip
+
+    @staticmethod
+    async def _quietly(awaitable: Awaitable[Any]) -> None:
+        with contextlib.suppress(Exception):
+            await awaitable
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    """The first real error inside a TaskGroup's ExceptionGroup."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
