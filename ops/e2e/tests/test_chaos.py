@@ -160,7 +160,7 @@ async def test_delivery_across_replicas_resumes_after_a_redis_restart(
             frame, _ = await there.recv_until(lambda f: f.get("client_id") == client_id, 1.0)
         except AssertionError:
             return False
-        return frame["type"] == "message"
+        return bool(frame["type"] == "message")
 
     await eventually(delivered, 15, "cross-replica delivery after the Redis restart")
     took = time.monotonic() - restarted_at
