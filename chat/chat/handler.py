@@ -13,7 +13,7 @@ from opentelemetry.trace import Link
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from . import metrics, protocol, telemetry, wire
+from . import metrics, protocol, telemetry, typing, wire
 from .caps import user_over_cap
 from .config import Settings
 from .connection import ChatConnection
@@ -109,6 +109,7 @@ class ChatHandler:
         s = self._settings
         bucket = TokenBucket(s.rate_per_s, s.rate_burst)
         flood = FloodGuard(s.flood_rejections, s.flood_window_s)
+        typing_gate = typing.TypingGate()
         limited = False
         try:
             while True:
@@ -131,6 +132,11 @@ class ChatHandler:
                         return
                     continue
                 limited = False
+                if isinstance(msg, FrameError) and typing.is_typing(raw):  # never answered
+                    if typing_gate.allow():
+                        others = typing.recipients(self._rooms, room, user.id)
+                        self._broadcast(room, wire.FRAME_TYPING, others, typing.frame(user), links)
+                    continue
                 if isinstance(msg, FrameError):
                     await ws.send(protocol.error(msg.code, msg.detail, msg.client_id))
                     continue
