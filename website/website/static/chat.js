@@ -11,7 +11,7 @@ import { TypingIndicator, TypingSender } from "./chat/typing.js";
 
 const $ = (id) => document.getElementById(id);
 const wire = JSON.parse($("parley-wire").textContent);
-const room = $("chat").dataset.room;
+const room = $("main").dataset.room;
 const csrf = document.querySelector('meta[name="csrf-token"]').content;
 const statusEl = $("status");
 const note = $("connection-note");
@@ -196,6 +196,12 @@ const connection = new Connection({ room, csrf, wire, handlers: { onFrame, onSta
 
 // ------------------------------------------------------------------ composer
 
+function newClientId() {
+  // crypto.randomUUID exists only in secure contexts; getRandomValues everywhere.
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 function length(text) {
   return [...text].length; // code points, as the chat counts
 }
@@ -234,7 +240,7 @@ form.addEventListener("submit", (event) => {
     return;
   }
   if (length(text) > wire.MAX_TEXT_CHARS) return;
-  const clientId = crypto.randomUUID();
+  const clientId = newClientId();
   if (!connection.send({ type: "message", text, client_id: clientId })) return;
   const li = timeline.message({ from: me, text, mine: true }, { follow: true });
   li.classList.add("pending");
