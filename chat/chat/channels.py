@@ -14,8 +14,8 @@ _ROOM = PREFIX + "room:"  # + room: messages and presence changes between replic
 _PRESENCE = PREFIX + "presence:"  # + room: a hash of node:user_id -> display name, field TTLs
 
 # Envelope kinds: a message frame, a user's first tab on a node, a user's last tab gone.
-MESSAGE, JOIN, LEAVE = "m", "j", "l"
-KINDS = (MESSAGE, JOIN, LEAVE)
+MESSAGE, JOIN, LEAVE, TYPING = "m", "j", "l", "t"
+KINDS = (MESSAGE, JOIN, LEAVE, TYPING)
 
 
 def room_channel(room: str) -> str:
@@ -45,7 +45,7 @@ class Envelope:
     node: str  # the publishing replica
     kind: str
     sent_at: float  # the publisher's wall clock (latency metric; replicas share a host's clock)
-    payload: str  # MESSAGE: the server frame, encoded once; JOIN/LEAVE: the user as JSON
+    payload: str  # MESSAGE: the server frame, encoded once; JOIN/LEAVE/TYPING: the user as JSON
 
     def encode(self) -> bytes:
         # Newline-separated: node ids and kinds hold none, and JSON escapes its own.
@@ -61,7 +61,7 @@ class Envelope:
         return envelope if kind in KINDS and node else None
 
     def user(self) -> User | None:
-        """The user of a JOIN or LEAVE."""
+        """The user of a JOIN, LEAVE or TYPING."""
         try:
             obj = json.loads(self.payload)
             return User(str(obj["id"]), str(obj["name"]))

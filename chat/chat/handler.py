@@ -12,7 +12,7 @@ from opentelemetry.trace import Link
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from . import fanout, metrics, protocol, telemetry, wire
+from . import fanout, metrics, protocol, telemetry, typing_indicator, wire
 from .caps import user_over_cap
 from .config import Settings
 from .connection import ChatConnection
@@ -127,6 +127,7 @@ class ChatHandler:
         s = self._settings
         bucket = TokenBucket(s.rate_per_s, s.rate_burst)
         flood = FloodGuard(s.flood_rejections, s.flood_window_s)
+        typing_gate = typing_indicator.TypingGate()
         limited = False
         try:
             while True:
@@ -149,6 +150,13 @@ class ChatHandler:
                         return
                     continue
                 limited = False
+                if isinstance(msg, FrameError) and typing_indicator.is_typing(raw):  # not answered
+                    if typing_gate.allow():
+                        others = typing_indicator.recipients(self._rooms, room, user.id)
+                        typing = typing_indicator.frame(user)
+                        self._broadcast(room, wire.FRAME_TYPING, others, typing, links)
+                        self._relay.typing(room, user)
+                    continue
                 if isinstance(msg, FrameError):
                     await ws.send(protocol.error(msg.code, msg.detail, msg.client_id))
                     continue

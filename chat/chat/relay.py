@@ -26,7 +26,7 @@ import structlog
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from . import channels, fanout, metrics, protocol, wire
+from . import channels, fanout, metrics, protocol, typing_indicator, wire
 from .bus import Bus, BusDown
 from .channels import Envelope
 from .connection import ChatConnection
@@ -37,7 +37,12 @@ from .rooms import Rooms
 
 log = structlog.get_logger()
 
-_KIND_LABELS = {channels.MESSAGE: "message", channels.JOIN: "join", channels.LEAVE: "leave"}
+_KIND_LABELS = {
+    channels.MESSAGE: "message",
+    channels.JOIN: "join",
+    channels.LEAVE: "leave",
+    channels.TYPING: "typing",
+}
 
 
 class Relay:
@@ -125,6 +130,10 @@ class Relay:
         """A message frame, already written to the local members, for the other replicas."""
         self._publish(room, channels.MESSAGE, frame)
 
+    def typing(self, room: str, user: User) -> None:
+        """A member is typing (already told to the local members), for the other replicas."""
+        self._publish(room, channels.TYPING, channels.user_payload(user))
+
     def _publish(self, room: str, kind: str, payload: str) -> None:
         envelope = Envelope(self._node, kind, time.time(), payload)
         self._bus.publish(channels.room_channel(room), envelope.encode())
@@ -152,6 +161,11 @@ class Relay:
         user = envelope.user()
         if user is None:
             log.warning("bus presence ignored", channel=channel[:100])
+            return
+        if envelope.kind == channels.TYPING:  # never to the typing user's own tabs here
+            others = typing_indicator.recipients(self._rooms, room, user.id)
+            frame = typing_indicator.frame(user)
+            fanout.broadcast(self._watchdog, room, wire.FRAME_TYPING, others, frame, ())
             return
         now = time.monotonic()
         if envelope.kind == channels.JOIN:

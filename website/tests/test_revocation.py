@@ -63,7 +63,7 @@ async def test_password_change_ends_every_other_session(
         for device in (laptop, phone):
             assert (await device.login(here.email)).status_code == 303
         assert await _sessions(db, here.email) == 3
-        page = await here.http.get("/rooms")
+        page = await here.http.get("/account")
         assert 'href="/account/password"' in page.text
         data = {
             "current_password": PASSWORD,

@@ -40,11 +40,14 @@ async def test_the_chat_page_gets_the_contract_as_data_not_script(user: Browser)
         "SUBPROTOCOL": "parley.v1",
         "BEARER_PREFIX": "bearer.",
         "MAX_TEXT_CHARS": 2000,
+        "CLOSE_GOING_AWAY": 1001,
         "CLOSE_POLICY_VIOLATION": 1008,
         "CLOSE_SLOW_CONSUMER": 4008,
         "CLOSE_SESSION_ENDED": 4401,
         "CLOSE_ROOM_DELETED": 4404,
         "CLOSE_TOO_MANY_CONNECTIONS": 4429,
     }
-    assert f'maxlength="{wire.MAX_TEXT_CHARS}"' in page
+    # No maxlength on the textarea: it counts UTF-16 units, the chat code points (the page's
+    # counter uses MAX_TEXT_CHARS from the data block instead).
+    assert '<textarea id="message-input"' in page and "maxlength" not in page.split("<textarea")[1]
     assert "onsubmit=" not in page and "onclick=" not in page

@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from http import HTTPStatus
 from pathlib import Path
 
 import httpx
@@ -110,8 +111,15 @@ def _wants_html(request: Request) -> bool:
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
     if _wants_html(request):
+        # The phrase lets the page drop a detail that only repeats it ("Not Found").
+        phrase = HTTPStatus(exc.status_code).phrase
         return render(
-            request, "error.html", exc.status_code, status=exc.status_code, detail=exc.detail
+            request,
+            "error.html",
+            exc.status_code,
+            status=exc.status_code,
+            detail=exc.detail,
+            status_phrase=phrase,
         )
     return JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
 

@@ -33,7 +33,20 @@ class RoomPage:
 
 
 class RoomError(ValueError):
-    """A user-facing reason the room could not be created."""
+    """A user-facing reason the room could not be created; `field` is the form field to fix."""
+
+    def __init__(self, message: str, field: str = "name") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+SEARCH_MAX = 100  # a filter longer than any title cannot match anything
+
+
+def _like_pattern(text: str) -> str:
+    """`text` as a literal ILIKE substring: its own % and _ match only themselves."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 async def get_room(db: AsyncSession, name: str) -> Room | None:
@@ -41,10 +54,17 @@ async def get_room(db: AsyncSession, name: str) -> Room | None:
     return room
 
 
-async def list_rooms(db: AsyncSession, page: int, limit: int) -> RoomPage:
-    """One page of rooms, newest first; one row more than asked says whether there is a next."""
+async def list_rooms(db: AsyncSession, page: int, limit: int, search: str = "") -> RoomPage:
+    """One page of rooms, newest first; one row more than asked says whether there is a next.
+    With `search`, only rooms whose name or title contains it (case-insensitively)."""
+    query = select(Room)
+    if search := " ".join(search.split())[:SEARCH_MAX]:
+        pattern = _like_pattern(search)
+        query = query.where(
+            Room.name.ilike(pattern, escape="\\") | Room.title.ilike(pattern, escape="\\")
+        )
     query = (
-        select(Room)
+        query
         .order_by(Room.created_at.desc(), Room.name)
         .offset((page - 1) * limit)
         .limit(limit + 1)
@@ -62,9 +82,9 @@ async def create_room(db: AsyncSession, owner: User, name: str, title: str, max_
         )
     title = " ".join(title.split()) or name
     if len(title) > TITLE_MAX:
-        raise RoomError(f"Titles are at most {TITLE_MAX} characters.")
+        raise RoomError(f"Titles are at most {TITLE_MAX} characters.", "title")
     if has_invisible(title):
-        raise RoomError("Titles cannot contain invisible or text-direction characters.")
+        raise RoomError("Titles cannot contain invisible or text-direction characters.", "title")
     # Lock the owner's row: two concurrent creations cannot both see room 50 as free.
     await db.execute(select(User.id).where(User.id == owner.id).with_for_update())
     owned = await db.scalar(select(func.count()).select_from(Room).where(Room.owner_id == owner.id))

@@ -15,7 +15,11 @@ EMAIL_MAX = 254
 
 
 class RegistrationError(ValueError):
-    """A user-facing reason the account could not be created."""
+    """A user-facing reason the account could not be created; `field` is the form field to fix."""
+
+    def __init__(self, message: str, field: str = "email") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class PasswordChangeError(ValueError):
@@ -40,24 +44,35 @@ def throttle_key(email: str) -> str:
     return email.strip().lower()[: EMAIL_MAX + 1]
 
 
+def clean_display_name(raw: str) -> str:
+    """The name as stored (whitespace collapsed), or a RegistrationError saying what is wrong."""
+    name = " ".join(raw.split())
+    if not name:
+        raise RegistrationError("Please choose a display name.", "display_name")
+    if len(name) > DISPLAY_NAME_MAX:
+        raise RegistrationError(
+            f"Display names are at most {DISPLAY_NAME_MAX} characters.", "display_name"
+        )
+    if has_invisible(name):
+        raise RegistrationError(
+            "Display names cannot contain invisible or text-direction characters.",
+            "display_name",
+        )
+    return name
+
+
 def check_password(password: str) -> None:
     if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
-        raise RegistrationError(f"Passwords are {PASSWORD_MIN} to {PASSWORD_MAX} characters long.")
+        raise RegistrationError(
+            f"Passwords are {PASSWORD_MIN} to {PASSWORD_MAX} characters long.", "password"
+        )
 
 
 async def register(
     db: AsyncSession, hasher: Hasher, email: str, display_name: str, password: str
 ) -> User:
     email = normalise_email(email)
-    display_name = " ".join(display_name.split())
-    if not display_name:
-        raise RegistrationError("Please choose a display name.")
-    if len(display_name) > DISPLAY_NAME_MAX:
-        raise RegistrationError(f"Display names are at most {DISPLAY_NAME_MAX} characters.")
-    if has_invisible(display_name):
-        raise RegistrationError(
-            "Display names cannot contain invisible or text-direction characters."
-        )
+    display_name = clean_display_name(display_name)
     check_password(password)
     user = User(email=email, display_name=display_name, password_hash=await hasher.hash(password))
     try:
@@ -103,6 +118,13 @@ async def change_password(
         raise PasswordChangeError(str(exc)) from None
     user.password_hash = await hasher.hash(new)
     await db.commit()
+
+
+async def change_display_name(db: AsyncSession, user: User, raw: str) -> str:
+    """Rename the user (open chat sockets keep the old name until they reconnect)."""
+    user.display_name = clean_display_name(raw)
+    await db.commit()
+    return user.display_name
 
 
 async def set_active(db: AsyncSession, email: str, active: bool) -> User | None:

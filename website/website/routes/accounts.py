@@ -109,7 +109,14 @@ async def register(
     try:
         user = await users.register(db, hasher, email, display_name, password)
     except users.RegistrationError as exc:
-        return render(request, "register.html", status.HTTP_400_BAD_REQUEST, error=str(exc), **kept)
+        return render(
+            request,
+            "register.html",
+            status.HTTP_400_BAD_REQUEST,
+            error=str(exc),
+            error_field=exc.field,
+            **kept,
+        )
     except HasherBusy:
         services.register_throttle.undo(key)
         raise
@@ -157,6 +164,7 @@ async def login(
             "login.html",
             status.HTTP_400_BAD_REQUEST,
             error="Invalid email or password.",
+            error_field="password",  # the email is kept; the password is what to type again
             **kept,
         )
     services.login_throttle.clear(key)

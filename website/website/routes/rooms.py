@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import Form, Request, status
+from fastapi import Form, HTTPException, Query, Request, status
 from fastapi.responses import Response
 
 from website import rooms
@@ -19,6 +19,7 @@ from website.deps import (
 from website.logging import get_logger
 from website.routes.pages import Paging
 from website.templating import render, see_other
+from website.text import form_problem
 
 router = protected_router(page_user)
 log = get_logger(__name__)
@@ -27,9 +28,17 @@ FormStr = Annotated[str, Form()]
 
 
 @router.get("/rooms")
-async def rooms_page(request: Request, db: Db, paging: Paging) -> Response:
-    listing = await rooms.list_rooms(db, paging.page, paging.limit)
-    return render(request, "rooms.html", listing=listing)
+async def rooms_page(
+    request: Request,
+    db: Db,
+    paging: Paging,
+    q: Annotated[str, Query(max_length=rooms.SEARCH_MAX)] = "",
+) -> Response:
+    # A query string is not a form: the same text rules keep NUL and friends from the database.
+    if problem := form_problem(q):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"The search {problem}.")
+    listing = await rooms.list_rooms(db, paging.page, paging.limit, q)
+    return render(request, "rooms.html", listing=listing, q=" ".join(q.split()))
 
 
 @router.post("/rooms")
@@ -50,6 +59,7 @@ async def create_room(
             status.HTTP_400_BAD_REQUEST,
             listing=await rooms.list_rooms(db, 1, settings.rooms_page_size),
             error=str(exc),
+            error_field=exc.field,
             name=name,
             title=title,
         )

@@ -1,222 +1,261 @@
-// The chat page: fetch a short-lived token, open the socket through nginx, render frames.
-// All user text is rendered with textContent, never as HTML. The wire contract's values
-// (subprotocol, close codes, limits) come from the page's JSON data block, not from literals.
-"use strict";
+// The chat page's entry module, its wiring: the connection's frames and states go to the
+// timeline, the members, the typing line, the status and the composer; this tab's history is
+// restored and extended.
+// The wire contract's values come from the page's JSON data block, not from literals here.
 
-(() => {
-  const wire = JSON.parse(document.getElementById("parley-wire").textContent);
-  const main = document.getElementById("chat");
-  const room = main.dataset.room;
-  const csrf = document.querySelector('meta[name="csrf-token"]').content;
-  const list = document.getElementById("messages");
-  const members = document.getElementById("members");
-  const statusEl = document.getElementById("status");
-  const form = document.getElementById("composer");
-  const input = document.getElementById("message-input");
-  const deleteForm = document.getElementById("delete-room");
+import { Connection } from "./chat/connection.js";
+import { forgetAll, History } from "./chat/history.js";
+import { Members } from "./chat/members.js";
+import { clock, Timeline } from "./chat/timeline.js";
+import { TypingIndicator, TypingSender } from "./chat/typing.js";
 
-  const pending = new Map(); // client_id -> {text, li}: sent, not yet echoed back
-  let socket = null;
-  let me = null;
-  let retryDelay = 1000;
-  const TOO_MANY_TABS_RETRY_MS = 30000;
-  let stopped = false;
+const $ = (id) => document.getElementById(id);
+const wire = JSON.parse($("parley-wire").textContent);
+const room = $("main").dataset.room;
+const csrf = document.querySelector('meta[name="csrf-token"]').content;
+const statusEl = $("status");
+const note = $("connection-note");
+const form = $("composer");
+const input = $("message-input");
+const sendButton = $("send");
+const counter = $("counter");
+const composerError = $("composer-error");
+const COUNTER_FROM = 200; // characters left at which the counter appears
 
-  function setStatus(text, kind) {
-    statusEl.textContent = text;
-    statusEl.className = "status" + (kind ? " " + kind : "");
-  }
+const timeline = new Timeline($("messages"), $("jump"));
+const members = new Members($("members"), $("member-count"), $("members-panel"), $("members-toggle"), $("members-close"));
+const typing = new TypingIndicator($("typing"));
+const history = new History(room);
+const pending = new Map(); // client_id -> the pending <li>, until the chat echoes it
+let me = null;
+let connected = false;
+let everConnected = false;
+let offlineSince = null; // when the live stream stopped, for the divider once it resumes
+let ended = false;
+let countdown = null;
 
-  function el(tag, className, text) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined) node.textContent = text;
-    return node;
-  }
+// ------------------------------------------------------------------ history
 
-  function timeEl(ts) {
-    const t = el("time", "", new Date(ts).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }));
-    t.dateTime = ts;
-    return t;
-  }
+function show(entry) {
+  if (entry.kind === "message") timeline.message(entry, { follow: true });
+  else if (entry.kind === "event") timeline.notice(entry.text, entry.ts);
+  else if (entry.kind === "divider") timeline.divider(entry.text, entry.style);
+}
 
-  function scrollToEnd() {
-    list.scrollTop = list.scrollHeight;
-  }
+function record(entry) {
+  history.add(entry);
+  show(entry);
+}
 
-  function messageItem(fromName, text, ts, mine) {
-    const li = el("li", "message" + (mine ? " mine" : ""));
-    li.append(el("span", "from", fromName), el("span", "text", text));
-    if (ts) li.append(timeEl(ts));
-    return li;
-  }
+$("messages").setAttribute("aria-busy", "true");
+for (const entry of history.entries) show(entry);
+if (history.entries.length) timeline.divider("shown again from this tab · live from here", "resume");
+$("messages").setAttribute("aria-busy", "false");
+timeline.scrollToEnd();
+input.value = history.draft;
 
-  function addEvent(text, ts) {
-    const li = el("li", "event", text);
-    if (ts) li.append(" ", timeEl(ts));
-    list.append(li);
-    scrollToEnd();
-  }
+// ------------------------------------------------------------------ status and notes
 
-  function renderMembers(people) {
-    members.replaceChildren(...people.map((p) => {
-      const li = el("li", "", p.name);
-      li.dataset.id = p.id;
-      return li;
-    }));
-  }
+const NOTES = {
+  restart: "The chat is restarting.",
+  busy: "The chat is busy or out of reach right now; trying again later.",
+  unreachable: "Parley cannot be reached right now.",
+  tabs: "Too many Parley tabs are open: close one. This tab tries again later.",
+  slow: "The connection fell behind and was cut.",
+  flood: "You were disconnected for sending too fast.",
+  dropped: "The connection dropped.",
+  network: "You are offline. Parley reconnects when the network is back.",
+  deleted: "This room was deleted. Nothing more can be sent here.",
+  session: "Your session ended. Taking you to the login page…",
+};
 
-  function onFrame(frame) {
-    switch (frame.type) {
-      case "welcome":
-        me = frame.you;
-        renderMembers(frame.members);
-        break;
-      case "message": {
-        const mine = me && frame.from.id === me.id;
-        const waiting = frame.client_id && pending.get(frame.client_id);
-        const li = messageItem(frame.from.name, frame.text, frame.ts, mine);
-        if (waiting) {
-          pending.delete(frame.client_id);
-          waiting.li.replaceWith(li);
-        } else {
-          list.append(li);
-        }
-        scrollToEnd();
-        break;
-      }
-      case "join":
-        if (!members.querySelector(`li[data-id="${CSS.escape(frame.user.id)}"]`)) {
-          const li = el("li", "", frame.user.name);
-          li.dataset.id = frame.user.id;
-          members.append(li);
-        }
-        addEvent(`${frame.user.name} joined`, frame.ts);
-        break;
-      case "leave": {
-        const li = members.querySelector(`li[data-id="${CSS.escape(frame.user.id)}"]`);
-        if (li) li.remove();
-        addEvent(`${frame.user.name} left`, frame.ts);
-        break;
-      }
-      case "error": {
-        const waiting = frame.client_id && pending.get(frame.client_id);
-        if (waiting) {
-          pending.delete(frame.client_id);
-          waiting.li.classList.remove("pending");
-          waiting.li.classList.add("failed");
-          waiting.li.append(el("span", "problem", `Not sent: ${frame.detail}`));
-        } else {
-          addEvent(`Problem: ${frame.detail}`);
-        }
-        break;
-      }
+function setStatus(state, text) {
+  statusEl.dataset.state = state;
+  statusEl.textContent = text;
+}
+
+function setNote(reason) {
+  note.hidden = !reason;
+  note.textContent = reason ? NOTES[reason] || "" : "";
+}
+
+function onState(s) {
+  clearInterval(countdown);
+  const wasConnected = connected;
+  connected = s.state === "connected";
+  if (wasConnected && !connected) {
+    offlineSince = new Date();
+    typing.clear();
+    for (const [id, li] of pending) {
+      timeline.notSent(li, "the connection dropped before the chat confirmed it.");
+      pending.delete(id);
     }
   }
-
-  async function connect() {
-    setStatus("connecting…");
-    let response;
-    try {
-      response = await fetch(`/api/rooms/${encodeURIComponent(room)}/token`, {
-        method: "POST",
-        headers: { "X-CSRF-Token": csrf },
-        credentials: "same-origin",
-      });
-    } catch {
-      return retry();
-    }
-    if (response.status === 401 || response.status === 403) {
-      toLogin();
-      return;
-    }
-    if (response.status === 404) {
-      stopped = true;
-      setStatus("this room no longer exists", "bad");
-      return;
-    }
-    if (!response.ok) return retry();
-    const { token, ws_url: wsUrl } = await response.json();
-    const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
-    // The token rides in the subprotocol header, never in the URL (docs/design.md §4).
-    socket = new WebSocket(`${scheme}//${window.location.host}${wsUrl}`, [wire.SUBPROTOCOL, `${wire.BEARER_PREFIX}${token}`]);
-    socket.addEventListener("open", () => {
-      retryDelay = 1000;
-      setStatus("connected", "ok");
-      // Anything typed while offline, or unconfirmed when the link dropped, goes now.
-      for (const [clientId, item] of pending) sendFrame(clientId, item.text);
-    });
-    socket.addEventListener("message", (event) => {
-      try {
-        onFrame(JSON.parse(event.data));
-      } catch (err) {
-        console.error("bad frame", err);
-      }
-    });
-    socket.addEventListener("close", (event) => {
-      socket = null;
-      if (event.code === wire.CLOSE_ROOM_DELETED) {
-        stopped = true;
-        setStatus("this room was deleted", "bad");
-        return;
-      }
-      if (event.code === wire.CLOSE_SESSION_ENDED) {
-        stopped = true;
-        toLogin();
-        return;
-      }
-      if (event.code === wire.CLOSE_TOO_MANY_CONNECTIONS) {
-        // The per-user socket cap: waiting lets another tab close before we try again.
-        addEvent("Too many Parley tabs are open. Close one; this tab retries in 30 s.");
-        retry(TOO_MANY_TABS_RETRY_MS);
-        return;
-      }
-      if (event.code === wire.CLOSE_SLOW_CONSUMER) addEvent("The connection fell behind; reconnecting.");
-      if (event.code === wire.CLOSE_POLICY_VIOLATION) addEvent("You were disconnected for sending too fast.");
-      retry();
-    });
+  if (s.state === "connecting") setStatus("connecting", "connecting…");
+  if (s.state === "connected") {
+    setStatus("connected", "connected");
+    setNote(null);
   }
+  if (s.state === "reconnecting") {
+    setNote(s.reason);
+    const tick = () => {
+      const left = Math.max(0, Math.ceil((s.at - Date.now()) / 1000));
+      setStatus("reconnecting", `reconnecting in ${left} s`);
+    };
+    tick();
+    countdown = setInterval(tick, 1000);
+  }
+  if (s.state === "offline") {
+    setStatus("offline", "offline");
+    setNote(s.reason);
+  }
+  updateComposer();
+}
 
-  function toLogin() {
+function onEnd(why) {
+  ended = true;
+  if (why === "session") {
+    forgetAll();
     window.location.assign(`/login?next=${encodeURIComponent(window.location.pathname)}`);
+    return;
   }
+  history.forget(); // the room is gone: so is what this tab remembered of it
+  input.disabled = true;
+  updateComposer();
+}
 
-  // Exponential backoff with jitter: after a restart or a cut (4008), tabs do not all
-  // come back in the same instant.
-  function retry(fixedDelay) {
-    if (stopped) return;
-    const delay = fixedDelay || retryDelay / 2 + Math.random() * (retryDelay / 2);
-    setStatus(`reconnecting in ${Math.round(delay / 1000)} s…`, "bad");
-    setTimeout(connect, delay);
-    retryDelay = Math.min(retryDelay * 2, 15000);
-  }
+// ------------------------------------------------------------------ frames
 
-  function sendFrame(clientId, text) {
-    if (socket && socket.readyState === WebSocket.OPEN) {
-      socket.send(JSON.stringify({ type: "message", text, client_id: clientId }));
+let unread = 0;
+const baseTitle = document.title;
+
+function countUnread() {
+  if (!document.hidden) return;
+  unread += 1;
+  document.title = `(${unread}) ${baseTitle}`;
+}
+
+document.addEventListener("visibilitychange", () => {
+  if (document.hidden) return;
+  unread = 0;
+  document.title = baseTitle;
+});
+
+function onFrame(frame) {
+  switch (frame.type) {
+    case "welcome":
+      me = frame.you;
+      members.reset(frame.members, me);
+      if (everConnected && offlineSince) {
+        const text = `offline from ${clock(offlineSince)} to ${clock(new Date())} — messages sent meanwhile are not shown`;
+        record({ kind: "divider", text, style: "offline" });
+      }
+      everConnected = true;
+      offlineSince = null;
+      break;
+    case "message": {
+      typing.stopped(frame.from.id);
+      const mine = Boolean(me && frame.from.id === me.id);
+      const entry = { kind: "message", from: frame.from, text: frame.text, ts: frame.ts, mine };
+      history.add(entry);
+      const waiting = frame.client_id && pending.get(frame.client_id);
+      if (waiting) {
+        pending.delete(frame.client_id);
+        timeline.message(entry, { replace: waiting, groupWith: waiting.groupWith });
+      } else {
+        timeline.message(entry);
+        if (!mine) countUnread();
+      }
+      break;
+    }
+    case "join":
+      members.add(frame.user);
+      record({ kind: "event", text: `${frame.user.name} joined`, ts: frame.ts });
+      break;
+    case "leave":
+      members.remove(frame.user);
+      typing.stopped(frame.user.id);
+      record({ kind: "event", text: `${frame.user.name} left`, ts: frame.ts });
+      break;
+    case "typing":
+      if (!me || frame.user.id !== me.id) typing.saw(frame.user);
+      break;
+    case "error": {
+      const waiting = frame.client_id && pending.get(frame.client_id);
+      if (waiting) {
+        pending.delete(frame.client_id);
+        timeline.notSent(waiting, frame.detail);
+      }
+      composerError.textContent = `The chat refused that: ${frame.detail}.`;
+      break;
     }
   }
+}
 
-  form.addEventListener("submit", (event) => {
+const connection = new Connection({ room, csrf, wire, handlers: { onFrame, onState, onEnd } });
+
+// ------------------------------------------------------------------ composer
+
+function newClientId() {
+  // crypto.randomUUID exists only in secure contexts; getRandomValues everywhere.
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function length(text) {
+  return [...text].length; // code points, as the chat counts
+}
+
+function updateComposer() {
+  const left = wire.MAX_TEXT_CHARS - length(input.value.trim());
+  counter.classList.toggle("over", left < 0);
+  counter.textContent = left < 0 ? `${-left} characters too many`
+    : left <= COUNTER_FROM ? `${left} characters left` : "";
+  sendButton.disabled = ended || !connected || left < 0 || !input.value.trim();
+}
+
+const typingSender = new TypingSender(() => connection.send({ type: "typing" }));
+
+input.addEventListener("input", () => {
+  history.draft = input.value;
+  composerError.textContent = "";
+  updateComposer();
+  if (input.value.trim()) typingSender.poke();
+});
+
+input.addEventListener("keydown", (event) => {
+  // Enter sends, Shift+Enter is a new line; an IME composing text keeps its Enter.
+  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
     event.preventDefault();
-    const text = input.value.trim();
-    if (!text) return;
-    const clientId = crypto.randomUUID ? crypto.randomUUID() : String(Date.now() + Math.random());
-    const li = messageItem(me ? me.name : "You", text, null, true);
-    li.classList.add("pending");
-    list.append(li);
-    scrollToEnd();
-    pending.set(clientId, { text, li });
-    sendFrame(clientId, text);
-    input.value = "";
-    input.focus();
-  });
-
-  if (deleteForm) {
-    deleteForm.addEventListener("submit", (event) => {
-      if (!window.confirm("Delete this room for everyone?")) event.preventDefault();
-    });
+    form.requestSubmit();
   }
+});
 
-  connect();
-})();
+form.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const text = input.value.trim();
+  if (!text || ended) return;
+  if (!connected) {
+    composerError.textContent = "Not connected: your message is kept here; send it once the chat is back.";
+    return;
+  }
+  if (length(text) > wire.MAX_TEXT_CHARS) return;
+  const clientId = newClientId();
+  if (!connection.send({ type: "message", text, client_id: clientId })) return;
+  const li = timeline.message({ from: me, text, mine: true }, { follow: true });
+  li.classList.add("pending");
+  pending.set(clientId, li);
+  typingSender.reset();
+  input.value = "";
+  history.draft = "";
+  updateComposer();
+  input.focus();
+});
+
+// A page restored from the back/forward cache has a dead socket: load it afresh.
+window.addEventListener("pageshow", (event) => {
+  if (event.persisted) window.location.reload();
+});
+
+updateComposer();
+connection.connect();
