@@ -76,18 +76,27 @@ async def test_user_notice_closes_the_users_sockets_everywhere_4401(
         chat.join("lobby", "u1", "Alice") as lobby2,
         chat.join("games", "u1", "Alice") as games,
         chat.join("lobby", "u2", "Bob") as bob,
-        chat.join("games", "u22", "Bobby") as bobby,
     ):
-        for ws in (lobby1, lobby2, games, bob, bobby):
+        for ws in (lobby1, lobby2, games, bob):
             await recv_type(ws, wire.FRAME_WELCOME)
-        await recv_type(games, wire.FRAME_JOIN)
-        assert await chat.notify(website.notice(USER_REVOKED, user="u1")) == 3
-        for ws in (lobby1, lobby2, games):
-            assert await close_code(ws) == wire.CLOSE_SESSION_ENDED
-        # The others see her leave (once per room), and stay.
-        for ws in (bob, bobby):
-            assert (await recv_type(ws, wire.FRAME_LEAVE))["user"]["id"] == "u1"
-        await still_open(bob, bobby)
+        # Alice is in "games" (her welcome came) before Bobby arrives, so she hears his join.
+        async with chat.join("games", "u22", "Bobby") as bobby:
+            await recv_type(bobby, wire.FRAME_WELCOME)
+            await recv_type(games, wire.FRAME_JOIN)
+            await _revoke_alice_everywhere(chat, website, (lobby1, lobby2, games), (bob, bobby))
+
+
+async def _revoke_alice_everywhere(
+    chat: Chat, website: FakeWebsite, hers: tuple[ClientConnection, ...],
+    others: tuple[ClientConnection, ...],
+) -> None:  # fmt: skip
+    assert await chat.notify(website.notice(USER_REVOKED, user="u1")) == 3
+    for ws in hers:
+        assert await close_code(ws) == wire.CLOSE_SESSION_ENDED
+    # The others see her leave (once per room), and stay.
+    for ws in others:
+        assert (await recv_type(ws, wire.FRAME_LEAVE))["user"]["id"] == "u1"
+    await still_open(*others)
 
 
 def _expired(w: FakeWebsite) -> str:
