@@ -1,5 +1,5 @@
-"""A small, bounded fan-out run through nginx: N sockets in one room, one sender at a fixed
-rate for a fixed time; prints deliveries/s, delivery latency (p50/p99/max), lost and
+"""A small, bounded fan-out run through nginx: N sockets in one room, one sender per user
+taking turns at a fixed total rate for a fixed time; prints deliveries/s, delivery latency (p50/p99/max), lost and
 duplicated messages. Not the benchmark (that is ops/bench's job, with Node `ws` beside it):
 a quick look at one chat replica against several on Redis, from inside the compose network.
 
@@ -85,14 +85,18 @@ async def main(users: int, tabs: int, rate: float, seconds: float) -> None:
 
     readers = [asyncio.create_task(reader(k, ws)) for k, ws in enumerate(sockets)]
     await asyncio.sleep(1)
-    sender = sockets[0]
+    # One sender per user (a tab each), taking turns: each stays far below the chat's
+    # per-connection rate limit (10/s) while the room gets `rate` messages a second.
+    senders = sockets[:users]
     sent: list[str] = []
     started = time.monotonic()
+    turn = 0
     while time.monotonic() - started < seconds:
         client_id = uuid.uuid4().hex[:12]
-        await sender.send(json.dumps({"type": "message", "text": f"{time.time():.6f} bench",
-                                      "client_id": client_id}))  # fmt: skip
+        frame = {"type": "message", "text": f"{time.time():.6f} bench", "client_id": client_id}
+        await senders[turn % len(senders)].send(json.dumps(frame))
         sent.append(client_id)
+        turn += 1
         await asyncio.sleep(1 / rate)
     await asyncio.sleep(3)  # let the last ones arrive
     elapsed = time.monotonic() - started
