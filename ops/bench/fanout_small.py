@@ -1,7 +1,8 @@
 """A small, bounded fan-out run through nginx: N sockets in one room, one sender per user
-taking turns at a fixed total rate for a fixed time; prints deliveries/s, delivery latency (p50/p99/max), lost and
-duplicated messages. Not the benchmark (that is ops/bench's job, with Node `ws` beside it):
-a quick look at one chat replica against several on Redis, from inside the compose network.
+taking turns at a fixed total rate for a fixed time; prints deliveries/s, delivery latency
+(p50/p99/max), lost and duplicated messages. Not the benchmark (that is ops/bench's job,
+with Node `ws` beside it): a quick look at one chat replica against several on Redis, from
+inside the compose network.
 
 Usage (in the e2e image, on the stack's network):
     python fanout_small.py [--users 20] [--tabs 10] [--rate 50] [--seconds 10]

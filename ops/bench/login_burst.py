@@ -37,7 +37,8 @@ async def register(base: str) -> str:
     email = f"bench-{uuid.uuid4().hex[:10]}@example.test"
     async with httpx.AsyncClient(base_url=base, timeout=10, trust_env=False) as http:
         data = {"email": email, "display_name": "Bench", "password": PASSWORD}
-        response = await http.post("/register", data={**data, "csrf_token": await csrf(http, "/register")})
+        data["csrf_token"] = await csrf(http, "/register")
+        response = await http.post("/register", data=data)
         assert response.status_code == 303, (response.status_code, response.text[:300])
     return email
 
@@ -45,7 +46,8 @@ async def register(base: str) -> str:
 async def one_login(base: str, email: str, token: str, results: list[int]) -> None:
     # A fresh jar holding only the anonymous CSRF cookie: the login is always a first login.
     cookies = {"parley_csrf": token}
-    async with httpx.AsyncClient(base_url=base, timeout=10, trust_env=False, cookies=cookies) as http:
+    client = httpx.AsyncClient(base_url=base, timeout=10, trust_env=False, cookies=cookies)
+    async with client as http:
         try:
             data = {"email": email, "password": PASSWORD, "csrf_token": token}
             results.append((await http.post("/login", data=data)).status_code)
