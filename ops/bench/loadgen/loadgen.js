@@ -1,0 +1,358 @@
+'use strict';
+// The benchmark's load generator (ops/bench/run drives it; not product). One master forks
+// `procs` workers (a process holds at most ~20,000 sockets here: the fd ceiling), each owning
+// the clients i with i % procs == its index. Prints JSON lines: events for the driver to sample
+// the server's CPU and memory at, then one result.
+//
+//   node loadgen.js '<json config>'     (see DEFAULTS)
+//
+// Modes:
+//   fanout   connect every client, then senders send `rate` messages/s per room for `seconds`;
+//            measures deliveries, latency (send to receive), lost and duplicated messages.
+//   connect  the connect storm itself is measured: handshakes/s, failures, handshake latency.
+//   join     everyone joins room 0; measures until every client's member list is complete,
+//            and the presence frames that took.
+// Every loop is bounded: by count (clients, messages) and by time (timeoutSeconds).
+const { fork } = require('child_process');
+const crypto = require('crypto');
+const fs = require('fs');
+const { WebSocket } = require('ws');
+
+const DEFAULTS = {
+  mode: 'fanout',
+  url: 'ws://chat:8001', // the server, inside the stack's network
+  auth: 'token', // 'token': Parley (signed like the website's); 'query': yardsticks (?user=)
+  keyFile: '/run/secrets/signing-key/jwt_signing_key.pem',
+  origin: null,
+  clients: 100,
+  rooms: 1,
+  senders: 2, // per room
+  rate: 10, // messages/s per room
+  seconds: 5,
+  pauseSeconds: 2, // after everyone is connected, before the window (let the join noise settle)
+  connectRate: 0, // handshakes started per second (0: as fast as `inflight` allows)
+  inflight: 100, // handshakes in progress at once
+  procs: 1,
+  timeoutSeconds: 120,
+  quietMs: 500, // the drain ends when nothing arrived for this long (or after drainSeconds)
+  drainSeconds: 10,
+};
+const cfg = { ...DEFAULTS, ...JSON.parse(process.env.BENCH_CONFIG || process.argv[2] || '{}') };
+
+// --- shared -----------------------------------------------------------------------------------
+
+const nowUs = () => {
+  const [s, ns] = process.hrtime(); // CLOCK_MONOTONIC: one clock for every worker
+  return s * 1e6 + ns / 1e3;
+};
+// Latency histogram: 10 µs buckets below 10 ms, 1 ms buckets up to 60 s.
+const BUCKETS = 1000 + 60000;
+const bucketOf = (us) => (us < 10000 ? Math.floor(us / 10) : Math.min(BUCKETS - 1, 1000 + Math.floor(us / 1000)));
+const bucketUs = (b) => (b < 1000 ? b * 10 + 5 : (b - 1000) * 1000 + 500);
+function histogram() {
+  return { counts: new Array(BUCKETS).fill(0), n: 0, max: 0 };
+}
+function record(h, us) {
+  h.counts[bucketOf(us)] += 1;
+  h.n += 1;
+  if (us > h.max) h.max = us;
+}
+function merge(into, h) {
+  for (let b = 0; b < BUCKETS; b++) into.counts[b] += h.counts[b];
+  into.n += h.n;
+  into.max = Math.max(into.max, h.max);
+}
+function percentile(h, p) {
+  if (!h.n) return null;
+  const rank = Math.ceil((p / 100) * h.n);
+  let seen = 0;
+  for (let b = 0; b < BUCKETS; b++) {
+    seen += h.counts[b];
+    if (seen >= rank) return bucketUs(b) / 1000;
+  }
+  return h.max / 1000;
+}
+const ms = (us) => Math.round(us) / 1000;
+const emit = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
+
+const roomOf = (i) => i % cfg.rooms;
+const roomName = (r) => `bench-${r}`;
+const senderCount = () => Math.min(cfg.clients, cfg.rooms * cfg.senders);
+
+// --- worker -------------------------------------------------------------------------------------
+
+function b64url(buf) {
+  return Buffer.from(buf).toString('base64url');
+}
+function tokenMinter() {
+  // Signed as the website signs (website/website/tokens.py): EdDSA, kid = RFC 7638 thumbprint.
+  const key = crypto.createPrivateKey(fs.readFileSync(cfg.keyFile));
+  const jwk = crypto.createPublicKey(key).export({ format: 'jwk' });
+  const kid = b64url(crypto.createHash('sha256').update(
+    JSON.stringify({ crv: jwk.crv, kty: jwk.kty, x: jwk.x })).digest());
+  const header = b64url(JSON.stringify({ alg: 'EdDSA', typ: 'JWT', kid }));
+  return (i) => {
+    const now = Math.floor(Date.now() / 1000);
+    const claims = { iss: 'parley-website', aud: 'parley-chat', iat: now, nbf: now, exp: now + 110,
+                     jti: crypto.randomBytes(16).toString('hex'), sub: `u${i}`,
+                     name: `bench ${i}`, room: roomName(roomOf(i)) };
+    const input = `${header}.${b64url(JSON.stringify(claims))}`;
+    return `${input}.${b64url(crypto.sign(null, Buffer.from(input), key))}`;
+  };
+}
+
+function worker(index) {
+  const mint = cfg.auth === 'token' ? tokenMinter() : null;
+  const mine = [];
+  for (let i = index; i < cfg.clients; i += cfg.procs) mine.push(i);
+  const S = senderCount();
+  const clients = new Map(); // i -> { ws, last, members }
+  const stats = {
+    attempted: 0, opened: 0, welcomed: 0, failures: {}, handshake: histogram(),
+    latency: histogram(), received: 0, unique: 0, dup: 0, errors: 0, frames: {},
+    sent: 0, sentPerRoom: {}, membersPerRoom: {}, complete: 0, cpuUs: 0,
+  };
+  const fail = (why) => { stats.failures[why] = (stats.failures[why] || 0) + 1; };
+  let lastArrival = 0;
+
+  // A message frame is read straight from the bytes (no string, no JSON.parse): the load
+  // generator must stay far from its core's limit at 100,000 deliveries/s.
+  const MESSAGE = Buffer.from('{"type":"message"');
+  const TEXT = Buffer.from('"text":"');
+  const PIPE = 124;
+  const QUOTE = 34;
+  function numberAt(buf, at, stop) {
+    let n = 0;
+    for (; buf[at] !== stop; at++) n = n * 10 + (buf[at] - 48);
+    return [n, at + 1];
+  }
+  function onFrame(c, data) {
+    lastArrival = nowUs();
+    if (data.compare(MESSAGE, 0, MESSAGE.length, 0, MESSAGE.length) === 0) {
+      let at = data.indexOf(TEXT) + TEXT.length;
+      let sender, seq, sentAt;
+      [sender, at] = numberAt(data, at, PIPE);
+      [seq, at] = numberAt(data, at, PIPE);
+      [sentAt] = numberAt(data, at, QUOTE);
+      stats.received += 1;
+      record(stats.latency, lastArrival - sentAt);
+      const j = Math.floor(sender / cfg.rooms); // the sender's place among its room's senders
+      if (seq <= c.last[j]) stats.dup += 1;
+      else { stats.unique += 1; c.last[j] = seq; }
+      return;
+    }
+    const s = data.toString();
+    const type = s.slice(9, s.indexOf('"', 9));
+    stats.frames[type] = (stats.frames[type] || 0) + 1;
+    if (type === 'error') { stats.errors += 1; if (stats.errors <= 3) emit({ event: 'error-frame', frame: s }); }
+    if (c.members === null) {
+      if (type === 'welcome') c.welcomed();
+      return;
+    }
+    const frame = JSON.parse(s);
+    if (type === 'welcome') {
+      for (const m of frame.members) c.members.add(m.id);
+      c.welcomed();
+    } else if (type === 'join') c.members.add(frame.user.id);
+    else if (type === 'leave') c.members.delete(frame.user.id);
+    else if (type === 'presence') {
+      for (const m of frame.joined || []) c.members.add(m.id);
+      for (const m of frame.left || []) c.members.delete(m.id);
+    }
+    if (c.members.size === cfg.clients && !c.complete) { c.complete = true; stats.complete += 1; }
+  }
+
+  function connect(i) {
+    return new Promise((resolve) => {
+      stats.attempted += 1;
+      const room = roomName(roomOf(i));
+      // skipUTF8Validation: the server's frames are checked by the tests, not by the load.
+      const options = { perMessageDeflate: false, handshakeTimeout: 15000, maxPayload: 1 << 24,
+                        skipUTF8Validation: true };
+      let url = `${cfg.url}/ws/rooms/${room}`;
+      let protocols;
+      if (mint) { options.headers = { Authorization: `Bearer ${mint(i)}` }; protocols = ['parley.v1']; }
+      else url += `?user=u${i}`;
+      if (cfg.origin) options.origin = cfg.origin;
+      const started = nowUs();
+      const ws = new WebSocket(url, protocols, options);
+      const c = { ws, last: new Int32Array(cfg.senders).fill(-1), complete: false,
+                  members: cfg.mode === 'join' ? new Set() : null, done: false };
+      const finish = (ok) => { if (!c.done) { c.done = true; resolve(ok); } };
+      c.welcomed = () => { stats.welcomed += 1; finish(true); };
+      ws.on('upgrade', () => { record(stats.handshake, nowUs() - started); stats.opened += 1; });
+      ws.on('message', (data) => onFrame(c, data));
+      ws.on('unexpected-response', (req, res) => { fail(`http_${res.statusCode}`); ws.terminate(); finish(false); });
+      ws.on('error', (err) => { if (!c.done) fail(err.code || err.message.slice(0, 40)); finish(false); });
+      ws.on('close', (code) => { if (!c.done) fail(`close_${code}`); finish(false); clients.delete(i); });
+      clients.set(i, c);
+    });
+  }
+
+  async function connectAll() {
+    const share = cfg.connectRate > 0 ? cfg.connectRate / cfg.procs : 0;
+    const t0 = nowUs();
+    let next = 0;
+    let inflight = 0;
+    const all = [];
+    await new Promise((resolve) => {
+      const pump = () => {
+        const due = share > 0 ? Math.floor(((nowUs() - t0) / 1e6) * share) + 1 : mine.length;
+        while (next < mine.length && next < due && inflight < cfg.inflight) {
+          inflight += 1;
+          all.push(connect(mine[next++]).then(() => { inflight -= 1; }));
+        }
+        if (next < mine.length) setTimeout(pump, 1);
+        else resolve();
+      };
+      pump();
+    });
+    await Promise.all(all);
+    for (const i of clients.keys()) {
+      const r = roomOf(i);
+      stats.membersPerRoom[r] = (stats.membersPerRoom[r] || 0) + 1;
+    }
+    return (nowUs() - t0) / 1e6;
+  }
+
+  async function send() {
+    const R = cfg.rooms * cfg.rate;
+    const total = Math.floor(R * cfg.seconds);
+    const t0 = nowUs();
+    let k = 0;
+    await new Promise((resolve) => {
+      const tick = () => {
+        const due = Math.min(total, Math.floor(((nowUs() - t0) / 1e6) * R));
+        for (; k < due; k++) {
+          const sender = k % S;
+          if (sender % cfg.procs !== index) continue;
+          const c = clients.get(sender);
+          if (!c || c.ws.readyState !== WebSocket.OPEN) continue;
+          const seq = Math.floor(k / S);
+          c.ws.send(`{"type":"message","text":"${sender}|${seq}|${Math.round(nowUs())}"}`);
+          stats.sent += 1;
+          const r = roomOf(sender);
+          stats.sentPerRoom[r] = (stats.sentPerRoom[r] || 0) + 1;
+        }
+        if (k < total) setTimeout(tick, 2);
+        else resolve();
+      };
+      tick();
+    });
+    // Drain: until nothing arrived for quietMs, at most drainSeconds.
+    const end = nowUs() + cfg.drainSeconds * 1e6;
+    await new Promise((resolve) => {
+      const poll = () => {
+        const t = nowUs();
+        if (t > end || t - lastArrival > cfg.quietMs * 1000) resolve();
+        else setTimeout(poll, 50);
+      };
+      poll();
+    });
+  }
+
+  async function converge() {
+    // join mode: until every client has the whole member list (or the time bound).
+    const end = nowUs() + cfg.timeoutSeconds * 1e6;
+    while (stats.complete < clients.size && nowUs() < end) await new Promise((r) => setTimeout(r, 20));
+  }
+
+  process.on('message', async (msg) => {
+    const cpu0 = process.cpuUsage();
+    if (msg === 'connect') {
+      const seconds = await connectAll();
+      if (cfg.mode === 'join') await converge();
+      stats.connectSeconds = seconds;
+      stats.cpuUs += cpuOf(cpu0);
+      process.send({ type: 'connected', stats: summary() });
+    } else if (msg === 'go') {
+      await send();
+      stats.cpuUs += cpuOf(cpu0);
+      process.send({ type: 'done', stats: summary() });
+    } else if (msg === 'close') {
+      for (const c of clients.values()) c.ws.terminate();
+      setTimeout(() => process.exit(0), 200);
+    }
+  });
+  const cpuOf = (c0) => { const c = process.cpuUsage(c0); return c.user + c.system; };
+  const summary = () => ({ ...stats, open: clients.size });
+}
+
+// --- master -------------------------------------------------------------------------------------
+
+async function master() {
+  const workers = [];
+  for (let w = 0; w < cfg.procs; w++) {
+    workers.push(fork(__filename, [], { env: { ...process.env, BENCH_WORKER: String(w), BENCH_CONFIG: JSON.stringify(cfg) } }));
+  }
+  const deadline = setTimeout(() => {
+    emit({ event: 'timeout', seconds: cfg.timeoutSeconds });
+    for (const w of workers) w.kill('SIGKILL');
+    process.exit(3);
+  }, cfg.timeoutSeconds * 1000);
+  const ask = (what, answer) => Promise.all(workers.map((w) => new Promise((resolve) => {
+    const on = (msg) => { if (msg.type === answer) { w.off('message', on); resolve(msg.stats); } };
+    w.on('message', on);
+    w.send(what);
+  })));
+  const t0 = nowUs();
+  const measuredConnect = cfg.mode !== 'fanout';
+  if (measuredConnect) emit({ event: 'window-start' });
+  const connected = await ask('connect', 'connected');
+  const connectSeconds = (nowUs() - t0) / 1e6;
+  if (measuredConnect) emit({ event: 'window-end' });
+  let done = connected;
+  let windowSeconds = connectSeconds;
+  emit({ event: 'connected', open: sum(connected, 'open'), seconds: round(connectSeconds) });
+  if (cfg.mode === 'fanout') {
+    await new Promise((r) => setTimeout(r, cfg.pauseSeconds * 1000));
+    emit({ event: 'window-start' });
+    const t1 = nowUs();
+    done = await ask('go', 'done');
+    windowSeconds = (nowUs() - t1) / 1e6;
+    emit({ event: 'window-end' });
+  }
+  emit({ event: 'result', ...result(done, connectSeconds, windowSeconds) });
+  for (const w of workers) w.send('close');
+  clearTimeout(deadline);
+  setTimeout(() => process.exit(0), 1000);
+}
+
+const sum = (list, key) => list.reduce((a, s) => a + s[key], 0);
+const round = (x, d = 3) => (x === null ? null : Math.round(x * 10 ** d) / 10 ** d);
+function addMaps(list, key) {
+  const out = {};
+  for (const s of list) for (const [k, v] of Object.entries(s[key])) out[k] = (out[k] || 0) + v;
+  return out;
+}
+
+function result(list, connectSeconds, windowSeconds) {
+  const latency = histogram();
+  const handshake = histogram();
+  for (const s of list) { merge(latency, s.latency); merge(handshake, s.handshake); }
+  const sentPerRoom = addMaps(list, 'sentPerRoom');
+  const membersPerRoom = addMaps(list, 'membersPerRoom');
+  let expected = 0;
+  for (const [r, n] of Object.entries(sentPerRoom)) expected += n * (membersPerRoom[r] || 0);
+  const unique = sum(list, 'unique');
+  const opened = sum(list, 'opened');
+  return {
+    mode: cfg.mode, url: cfg.url, clients: cfg.clients, rooms: cfg.rooms, procs: cfg.procs,
+    attempted: sum(list, 'attempted'), opened, welcomed: sum(list, 'welcomed'), open: sum(list, 'open'),
+    failures: addMaps(list, 'failures'),
+    connect_seconds: round(connectSeconds),
+    handshakes_per_s: round(opened / connectSeconds, 1),
+    handshake_ms: { p50: percentile(handshake, 50), p99: percentile(handshake, 99), max: ms(handshake.max) },
+    sent: sum(list, 'sent'), expected, received: sum(list, 'received'), unique,
+    lost: Math.max(0, expected - unique), duplicated: sum(list, 'dup'), error_frames: sum(list, 'errors'),
+    window_seconds: round(windowSeconds),
+    deliveries_per_s: round(sum(list, 'received') / windowSeconds, 1),
+    latency_ms: { p50: percentile(latency, 50), p99: percentile(latency, 99), max: ms(latency.max) },
+    frames: addMaps(list, 'frames'),
+    complete_member_lists: sum(list, 'complete'),
+    loadgen_cpu_s: round(sum(list, 'cpuUs') / 1e6),
+  };
+}
+
+if (process.env.BENCH_WORKER === undefined) master();
+else worker(Number(process.env.BENCH_WORKER));
