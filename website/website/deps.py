@@ -2,6 +2,8 @@
 
 A route asks for what it needs (`user: PageUser`, `room: OwnedRoom`) and its body stays about
 the resource; routers come from `protected_router`, so no unsafe route skips CSRF.
+Every dependency is `async def`, even the trivial ones: FastAPI runs a plain `def` one in a
+worker thread, a thread hop per dependency per request (tests/test_dependencies.py).
 """
 
 from collections.abc import AsyncIterator, Callable
@@ -18,7 +20,7 @@ from website.csrf import check_csrf, submitted_token
 from website.forms import UNSAFE_METHODS, check_body
 from website.models import Room, User, UserSession
 from website.passwords import Hasher
-from website.rooms import get_room
+from website.rooms import get_room, room_exists
 from website.services import Services
 from website.sessions import load_session
 from website.tokens import TokenIssuer
@@ -38,11 +40,11 @@ class Redirect(Exception):
 # --- the app's collaborators (create_app keeps settings, the lifespan the rest) ---------
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return cast(Settings, request.app.state.settings)
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     return cast(Services, request.app.state.services)
 
 
@@ -55,15 +57,15 @@ async def get_db(services: AppServices) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def get_issuer(services: AppServices) -> TokenIssuer:
+async def get_issuer(services: AppServices) -> TokenIssuer:
     return services.issuer
 
 
-def get_chat_control(services: AppServices) -> ChatControl:
+async def get_chat_control(services: AppServices) -> ChatControl:
     return services.chat_control
 
 
-def get_hasher(services: AppServices) -> Hasher:
+async def get_hasher(services: AppServices) -> Hasher:
     return services.hasher
 
 
@@ -87,37 +89,37 @@ async def load_caller(request: Request, db: Db, settings: AppSettings) -> UserSe
 Caller = Annotated[UserSession | None, Depends(load_caller)]
 
 
-def page_user(request: Request, caller: Caller) -> User:
+async def page_user(request: Request, caller: Caller) -> User:
     """The logged-in user, or a redirect to the login page that comes back here."""
     if caller is None:
         raise Redirect(f"/login?next={quote(request.url.path)}")
     return caller.user
 
 
-def api_user(caller: Caller) -> User:
+async def api_user(caller: Caller) -> User:
     """The logged-in user, or 401 for scripts."""
     if caller is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Log in first.")
     return caller.user
 
 
-def live_session(caller: Caller) -> UserSession:
+async def live_session(caller: Caller) -> UserSession:
     """The session to end; without one there is nothing to log out of, so just go to /login."""
     if caller is None:
         raise Redirect("/login", forget_session=True)
     return caller
 
 
-def api_session(caller: Caller) -> UserSession:
+async def api_session(caller: Caller) -> UserSession:
     """The caller's session, for the API (its sid goes into chat tokens)."""
     if caller is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Log in first.")
     return caller
 
 
-def page_session(request: Request, caller: Caller) -> UserSession:
+async def page_session(request: Request, caller: Caller) -> UserSession:
     """The caller's session, for pages that act on it (password change)."""
-    page_user(request, caller)
+    await page_user(request, caller)
     assert caller is not None
     return caller
 
@@ -142,7 +144,18 @@ async def room_or_404(name: str, db: Db) -> Room:
 RoomOr404 = Annotated[Room, Depends(room_or_404)]
 
 
-def owned_room(room: RoomOr404, user: PageUser) -> Room:
+async def room_name_or_404(name: str, db: Db) -> str:
+    """The room's name, for routes that need no more: one column, no owner joined, no ORM row."""
+    found = await room_exists(db, name)
+    if not found:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "No such room.")
+    return name
+
+
+RoomNameOr404 = Annotated[str, Depends(room_name_or_404)]
+
+
+async def owned_room(room: RoomOr404, user: PageUser) -> Room:
     if room.owner_id != user.id:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "Only the room's owner can delete it.")
     return room

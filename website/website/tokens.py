@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from jwt.algorithms import OKPAlgorithm
 
-from website.models import Room, User
+from website.models import User
 from website.wire import (
     NOTICE_MAX_LIFETIME_S,
     NOTICE_ROOM_DELETED,
@@ -42,13 +42,13 @@ class TokenIssuer:
             raise TypeError("the chat token signing key must be Ed25519")
         return cls(key, ttl_seconds)
 
-    def issue(self, user: User, room: Room, sid: str | None = None) -> str:
+    def issue(self, user: User, room: str, sid: str | None = None) -> str:
         """A user's token to join one room's chat (never carries `purpose`).
 
         `sid` names the website session that asked, so one session's sockets can be revoked.
         """
         claims = {"sub": str(user.id), "email": user.email, "name": user.display_name}
-        claims |= {"room": room.name} | ({"sid": sid} if sid else {})
+        claims |= {"room": room} | ({"sid": sid} if sid else {})
         return self._sign(claims, self.ttl_seconds)
 
     def issue_room_deleted(self, room: str) -> str:

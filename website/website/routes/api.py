@@ -3,7 +3,15 @@
 from fastapi import Response
 from pydantic import BaseModel
 
-from website.deps import ApiSession, ApiUser, Db, Issuer, RoomOr404, api_user, protected_router
+from website.deps import (
+    ApiSession,
+    ApiUser,
+    Db,
+    Issuer,
+    RoomNameOr404,
+    api_user,
+    protected_router,
+)
 from website.logging import get_logger
 from website.metrics import TOKENS_ISSUED
 from website.rooms import list_rooms
@@ -53,12 +61,10 @@ async def api_rooms(db: Db, paging: Paging, response: Response) -> list[RoomOut]
 
 @router.post("/rooms/{name}/token")
 async def chat_token(
-    user: ApiUser, session: ApiSession, room: RoomOr404, issuer: Issuer
+    user: ApiUser, session: ApiSession, room: RoomNameOr404, issuer: Issuer
 ) -> ChatToken:
-    with tracer.start_as_current_span("chat_token.issue", attributes={"parley.room": room.name}):
+    with tracer.start_as_current_span("chat_token.issue", attributes={"parley.room": room}):
         token = issuer.issue(user, room, sid=sid_of(session.id_hash))
     TOKENS_ISSUED.inc()
-    log.info("chat token issued", user_id=str(user.id), room=room.name)
-    return ChatToken(
-        token=token, expires_in=issuer.ttl_seconds, ws_url=f"{WS_PATH_PREFIX}{room.name}"
-    )
+    log.info("chat token issued", user_id=str(user.id), room=room)
+    return ChatToken(token=token, expires_in=issuer.ttl_seconds, ws_url=f"{WS_PATH_PREFIX}{room}")

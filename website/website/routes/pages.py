@@ -14,7 +14,7 @@ class PageParams:
         self.limit = limit
 
 
-def page_params(
+async def page_params(
     settings: AppSettings,
     page: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 1,
     limit: Annotated[int | None, Query(ge=1, le=PAGE_LIMIT_MAX)] = None,
