@@ -7,6 +7,7 @@
 # registers a fresh user, creates a room, checks that one POST /api/rooms/{room}/token
 # answers 200 with a token, then runs wrk (token.lua) against that route with the session
 # cookie and X-CSRF-Token, and prints ONE JSON line:
+#   {"event":"window-start"}   (just before wrk starts; the set-up is over)
 #   {"scenario":"token","requests":…,"seconds":…,"rps":…,"p50_ms":…,"p99_ms":…,"max_ms":…,
 #    "non_2xx":…,"status_429":…,"socket_errors":…,"connections":…,"ok":…,"note":…}
 # Exit status: 0 for a clean run (no non-2xx, no socket errors), 1 otherwise, 2 on bad use
@@ -74,6 +75,8 @@ fi
 [[ $token =~ ^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$ ]] || fail "POST $path gave no token"
 
 # 5. The load: wrk prints its report on stderr's side; token.lua's done() prints the JSON.
+# The line before it tells ops/bench/run when to start counting CPU (after the set-up's hashing).
+printf '{"event":"window-start"}\n'
 export TOKEN_PATH=$path TOKEN_COOKIE=$cookie TOKEN_CSRF=$csrf TOKEN_CONNECTIONS=$connections
 wrk --latency -t "$threads" -c "$connections" -d "${seconds}s" -s "$here/token.lua" "$base" \
   >"$work/wrk.out" || fail "wrk failed: $(tr '\n"' ' _' <"$work/wrk.out" | cut -c1-200)"
