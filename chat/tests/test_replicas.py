@@ -19,7 +19,15 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from chat import wire
 from tests.conftest import StartChat
-from tests.helpers import TIMEOUT_S, FakeWebsite, http_get, recv_json, recv_type, until
+from tests.helpers import (
+    TIMEOUT_S,
+    FakeWebsite,
+    MemberList,
+    http_get,
+    recv_json,
+    recv_type,
+    until,
+)
 from tests.redis_server import RedisServer
 from tests.test_control import close_code
 from tests.test_process import chat_env, free_port, until_ready
@@ -80,10 +88,10 @@ async def test_messages_cross_replicas_in_order_once(
         c.join("lobby", "u3", "Cy") as cy,
         a.join("lobby", "u4", "Di") as di,  # Alice's neighbour on her own replica
     ):
-        for ws in (alice, bob, cy, di):
-            await recv_type(ws, wire.FRAME_WELCOME)
-        await until(lambda: all(len(ch.servers.relay.members("lobby")) == 4 for ch in (a, b, c)),
-                    "every replica to see all four")  # fmt: skip
+        sockets = (alice, bob, cy, di)
+        lists = [MemberList(await recv_type(ws, wire.FRAME_WELCOME)) for ws in sockets]
+        for ws, seen in zip(sockets, lists, strict=True):  # presence frames first, then talk
+            await seen.follow(ws, lambda s: set(s.members) == {"u1", "u2", "u3", "u4"})
         texts = [f"n{i}" for i in range(100)]
         for text in texts:
             await say(alice, text)

@@ -79,8 +79,9 @@ async def drain_presence(peer: Peer, within_s: float = 0.7) -> list[Json]:
 
 def presence_events(frames: list[Json]) -> list[tuple[str, str]]:
     """(join|leave, name) for each user named in the presence frames, in order."""
+    keys = (("leave", "left"), ("join", "joined"))
     return [(kind, user["name"]) for f in frames if f.get("type") == "presence"
-            for kind, key in (("leave", "left"), ("join", "joined")) for user in f[key]]  # fmt: skip
+            for kind, key in keys for user in f[key]]  # fmt: skip
 
 
 async def test_members_on_two_replicas_talk_in_order_and_see_each_other_once(
