@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     presence_ttl_s: float = Field(default=15.0, gt=0, validation_alias="PRESENCE_TTL_S")
     presence_heartbeat_s: float = Field(default=5.0, gt=0, validation_alias="PRESENCE_HEARTBEAT_S")
     presence_sweep_s: float = Field(default=5.0, gt=0, validation_alias="PRESENCE_SWEEP_S")
+    # Joins and leaves are collected per room and sent as one presence frame per tick.
+    presence_coalesce_ms: int = Field(
+        default=50, ge=1, le=1000, validation_alias="PRESENCE_COALESCE_MS"
+    )
     # Connect and command timeout, and the longest pause between reconnection attempts.
     bus_timeout_s: float = Field(default=2.0, gt=0, validation_alias="BUS_TIMEOUT_S")
     bus_backoff_max_s: float = Field(default=5.0, gt=0, validation_alias="BUS_BACKOFF_MAX_S")

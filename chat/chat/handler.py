@@ -83,9 +83,7 @@ class ChatHandler:
             if self._rooms.leave(room, user.id, ws):
                 self._relay.left(room, user)
                 if not self._relay.elsewhere(room, user.id):  # else still in the room
-                    leave = protocol.presence(wire.FRAME_LEAVE, user)
-                    others = self._rooms.connections(room)
-                    self._broadcast(room, wire.FRAME_LEAVE, others, leave, ht.links)
+                    self._relay.presence.left(room, user)
             metrics.CONNECTIONS_ACTIVE.dec()
             metrics.ROOMS_ACTIVE.set(len(self._rooms))
             duration = time.monotonic() - opened
@@ -100,15 +98,15 @@ class ChatHandler:
         self._watchdog.watch(ws)
         metrics.CONNECTIONS_ACTIVE.inc()
         metrics.ROOMS_ACTIVE.set(len(self._rooms))
-        # Written synchronously: nothing can be sent to this socket between joining the room
-        # and the welcome frame, so welcome is always the first frame.
-        self._watchdog.broadcast([ws], protocol.welcome(room, user, self._relay.members(room)))
         if first_tab:
             self._relay.joined(room, user)
             if not self._relay.elsewhere(room, user.id):  # else already in the room
-                others = self._rooms.connections(room) - {ws}
-                join = protocol.presence(wire.FRAME_JOIN, user)
-                self._broadcast(room, wire.FRAME_JOIN, others, join, None)
+                self._relay.presence.joined(room, user)  # told to the others at the next tick
+        # Written synchronously: nothing can be sent to this socket between joining the room
+        # and the welcome frame, so welcome is always the first frame. Its own join is pending
+        # already, so the batch knows this welcome showed it.
+        self._relay.presence.welcomed(room, ws)
+        self._watchdog.broadcast([ws], protocol.welcome(room, user, self._relay.members(room)))
         log.info("connection opened", first_tab=first_tab)
 
     def _refusal(self, user_id: str, ws: ChatConnection) -> tuple[int, str, str] | None:

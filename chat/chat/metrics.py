@@ -81,6 +81,9 @@ BUS_LATENCY = Histogram(
     "From a message's publication on one replica to its write on another's members",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
+PRESENCE_FRAMES = Counter(
+    "chat_presence_frames", "Presence frames written to local members (one per connection)"
+)
 PRESENCE_EXPIRED = Counter(
     "chat_presence_expired", "Remote users dropped because their replica stopped refreshing them"
 )

@@ -94,9 +94,16 @@ def welcome(room: str, you: User, members: Iterable[User]) -> str:
     )
 
 
-def presence(kind: str, user: User) -> str:
-    """A join or leave frame."""
-    return _encode({"type": kind, "user": user.as_json(), "ts": now_rfc3339()})
+def presence(joined: Iterable[User], left: Iterable[User]) -> str:
+    """Who joined and who left the room since the last presence frame."""
+    return _encode(
+        {
+            "type": wire.FRAME_PRESENCE,
+            "joined": [u.as_json() for u in joined],
+            "left": [u.as_json() for u in left],
+            "ts": now_rfc3339(),
+        }
+    )
 
 
 def message(room: str, sender: User, msg: ChatMessage) -> str:

@@ -10,9 +10,9 @@ heartbeat rewrites this replica's entries (so they survive, and come back after 
 them), and a sweep reads the hashes of the linked rooms: entries whose replica stopped
 refreshing them (it crashed) have expired, and their users leave.
 
-Every replica turns changes of its own view (local members plus the remote view) into join
-and leave frames for its local members, so each user joins and leaves once, however many
-replicas and tabs they use."""
+Every replica turns changes of its own view (local members plus the remote view) into joins
+and leaves for its local members, so each user joins and leaves once, however many replicas and
+tabs they use; `presence` (chat/presence_batch.py) coalesces them into one frame per tick."""
 
 from __future__ import annotations
 
@@ -26,12 +26,13 @@ import structlog
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from . import channels, fanout, metrics, protocol, typing_indicator, wire
+from . import channels, fanout, metrics, typing_indicator, wire
 from .bus import Bus, BusDown
 from .channels import Envelope
 from .connection import ChatConnection
 from .keepalive import Watchdog
 from .presence import Entry, RoomView
+from .presence_batch import PresenceBatch
 from .protocol import User
 from .rooms import Rooms
 
@@ -56,6 +57,7 @@ class Relay:
         heartbeat_s: float,
         sweep_s: float,
         link_timeout_s: float,
+        presence_coalesce_s: float = 0.05,
     ) -> None:
         self._bus = bus
         self._node = bus.node
@@ -70,6 +72,8 @@ class Relay:
         self._views: dict[str, RoomView] = {}
         self._links: dict[str, asyncio.Task[None]] = {}
         self._bus_back = asyncio.Event()
+        # The room's joins and leaves as local members see them, local users' and remote ones'.
+        self.presence = PresenceBatch(rooms, watchdog, presence_coalesce_s)
         bus.on_up(self._bus_back.set)
 
     # --- for the handler ---------------------------------------------------------------------
@@ -96,6 +100,7 @@ class Relay:
         self._refs.pop(room, None)
         self._views.pop(room, None)
         self._links.pop(room, None)
+        self.presence.forget(room)
         self._bus.unsubscribe(channels.room_channel(room))
 
     def elsewhere(self, room: str, user_id: str) -> bool:
@@ -170,17 +175,19 @@ class Relay:
         now = time.monotonic()
         if envelope.kind == channels.JOIN:
             if view.add(envelope.node, user, now):
-                self._presence(room, wire.FRAME_JOIN, user)
+                self._presence(room, user, present=True)
         elif (gone := view.remove(envelope.node, user.id, now)) is not None:
-            self._presence(room, wire.FRAME_LEAVE, gone)
+            self._presence(room, gone, present=False)
 
-    def _presence(self, room: str, kind: str, user: User) -> None:
+    def _presence(self, room: str, user: User, *, present: bool) -> None:
         """A remote user appeared in or vanished from the view: local members hear of it,
         unless the user is here too (then nothing changed for them)."""
         if self._rooms.user_in(room, user.id):
             return
-        frame = protocol.presence(kind, user)
-        fanout.broadcast(self._watchdog, room, kind, self._rooms.connections(room), frame, ())
+        if present:
+            self.presence.joined(room, user)
+        else:
+            self.presence.left(room, user)
 
     # --- links, heartbeat, sweep -------------------------------------------------------------
 
@@ -205,6 +212,7 @@ class Relay:
         try:
             yield self
         finally:
+            self.presence.flush_all()  # whatever is still pending, to whoever is still here
             for task in tasks:
                 task.cancel()
             for task in tasks:
@@ -280,9 +288,9 @@ class Relay:
             snapshot[entry] = User(entry[1], name.decode(errors="replace"))
         appeared, vanished = view.reconcile(snapshot, started, may_remove)
         for user in appeared:
-            self._presence(room, wire.FRAME_JOIN, user)
+            self._presence(room, user, present=True)
         for user in vanished:
             metrics.PRESENCE_EXPIRED.inc()
             log.info("remote member expired", room=room, user_id=user.id)
-            self._presence(room, wire.FRAME_LEAVE, user)
+            self._presence(room, user, present=False)
 

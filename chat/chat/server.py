@@ -104,7 +104,8 @@ async def build_servers(
               on_message=route)  # fmt: skip
     relay = Relay(bus, rooms, watchdog, presence_ttl_s=settings.presence_ttl_s,
                   heartbeat_s=settings.presence_heartbeat_s, sweep_s=settings.presence_sweep_s,
-                  link_timeout_s=settings.bus_timeout_s)  # fmt: skip
+                  link_timeout_s=settings.bus_timeout_s,
+                  presence_coalesce_s=settings.presence_coalesce_ms / 1000)  # fmt: skip
     await bus.subscribe(channels.CONTROL)  # wanted from the first session on
     async with (
         bus.running(),

@@ -23,11 +23,10 @@ NOTICE_USER_REVOKED = "user_revoked"
 
 FRAME_WELCOME = "welcome"
 FRAME_MESSAGE = "message"
-FRAME_JOIN = "join"
-FRAME_LEAVE = "leave"
+FRAME_PRESENCE = "presence"  # who joined and left, coalesced per tick (chat/presence_batch.py)
 FRAME_ERROR = "error"
 FRAME_TYPING = "typing"  # relayed to the others, never stored (chat/typing.py)
-FRAME_TYPES = (FRAME_WELCOME, FRAME_MESSAGE, FRAME_JOIN, FRAME_LEAVE, FRAME_ERROR, FRAME_TYPING)
+FRAME_TYPES = (FRAME_WELCOME, FRAME_MESSAGE, FRAME_PRESENCE, FRAME_ERROR, FRAME_TYPING)
 
 ERROR_BAD_MESSAGE = "bad_message"
 ERROR_TOO_LONG = "too_long"

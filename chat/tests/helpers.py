@@ -197,6 +197,64 @@ async def recv_type(ws: ClientConnection, kind: str) -> dict[str, Any]:
     return frame
 
 
+async def recv_presence(
+    ws: ClientConnection, *, joined: tuple[str, ...] = (), left: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """The next frame: a presence frame naming exactly these user ids (in any order)."""
+    frame = await recv_type(ws, wire.FRAME_PRESENCE)
+    got = (sorted(u["id"] for u in frame["joined"]), sorted(u["id"] for u in frame["left"]))
+    assert got == (sorted(joined), sorted(left)), frame
+    return frame
+
+
+async def recv_join(ws: ClientConnection, user_id: str) -> dict[str, str]:
+    """The next frame announces this one user's join; returns the user."""
+    user: dict[str, str] = (await recv_presence(ws, joined=(user_id,)))["joined"][0]
+    return user
+
+
+async def recv_leave(ws: ClientConnection, user_id: str) -> dict[str, str]:
+    """The next frame announces this one user's leave; returns the user."""
+    user: dict[str, str] = (await recv_presence(ws, left=(user_id,)))["left"][0]
+    return user
+
+
+class MemberList:
+    """The member list as the page keeps it: the welcome's, then each presence frame applied
+    as set-remove (left) and set-add (joined)."""
+
+    def __init__(self, welcome: dict[str, Any]) -> None:
+        assert welcome["type"] == wire.FRAME_WELCOME, welcome
+        self.members = {m["id"]: m["name"] for m in welcome["members"]}
+        self.frames = 0  # presence frames applied
+
+    def apply(self, frame: dict[str, Any]) -> None:
+        if frame["type"] != wire.FRAME_PRESENCE:
+            return
+        self.frames += 1
+        for user in frame["left"]:
+            self.members.pop(user["id"], None)
+        for user in frame["joined"]:
+            self.members[user["id"]] = user["name"]
+
+    async def follow(self, ws: ClientConnection, until: Callable[[MemberList], bool],
+                     within_s: float = TIMEOUT_S) -> None:  # fmt: skip
+        """Applies the frames that arrive until `until(self)` holds."""
+        async with asyncio.timeout(within_s):
+            while not until(self):
+                self.apply(json.loads(await ws.recv()))
+
+    async def settle(self, ws: ClientConnection, quiet_s: float = 0.3) -> None:
+        """Applies the frames that arrive until none has for `quiet_s`."""
+        while True:
+            try:
+                async with asyncio.timeout(quiet_s):
+                    raw = await ws.recv()
+            except TimeoutError:
+                return
+            self.apply(json.loads(raw))
+
+
 class RawClient:
     """A WebSocket client on a bare socket that completes the upgrade and then reads only
     when told to: a client that stopped reading, as far as the server can tell."""

@@ -13,7 +13,7 @@ from websockets.exceptions import ConnectionClosed
 
 from chat import wire
 from tests.conftest import StartChat
-from tests.helpers import Chat, recv_json, recv_type
+from tests.helpers import Chat, recv_join, recv_json, recv_leave, recv_type
 
 MAX_TEXT = wire.MAX_TEXT_CHARS  # 2000
 TS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
@@ -53,8 +53,8 @@ async def test_welcome_join_leave_once_per_user(chat: Chat) -> None:
             welcome = await recv_type(bob1, wire.FRAME_WELCOME)
             assert welcome["you"] == BOB
             assert welcome["members"] == [ALICE, BOB]
-            join = await recv_type(alice, wire.FRAME_JOIN)
-            assert join["user"] == BOB and TS.fullmatch(join["ts"])
+            join = await recv_type(alice, wire.FRAME_PRESENCE)
+            assert (join["joined"], join["left"]) == ([BOB], []) and TS.fullmatch(join["ts"])
 
             async with chat.join(sub="u2", name="Bob") as bob2:
                 welcome = await recv_type(bob2, wire.FRAME_WELCOME)
@@ -64,8 +64,8 @@ async def test_welcome_join_leave_once_per_user(chat: Chat) -> None:
             assert (await recv_type(alice, wire.FRAME_MESSAGE))["text"] == "marker"
             assert (await recv_type(bob1, wire.FRAME_MESSAGE))["text"] == "marker"
 
-        leave = await recv_type(alice, wire.FRAME_LEAVE)
-        assert leave["user"] == BOB and TS.fullmatch(leave["ts"])
+        leave = await recv_type(alice, wire.FRAME_PRESENCE)
+        assert (leave["joined"], leave["left"]) == ([], [BOB]) and TS.fullmatch(leave["ts"])
         assert "email" not in json.dumps([welcome, join, leave])
 
 
@@ -76,7 +76,7 @@ async def test_messages_both_ways_and_rooms_are_isolated(chat: Chat) -> None:
         chat.join("elsewhere", "u3", "Carol") as carol,
     ):
         await recv_type(alice, wire.FRAME_WELCOME)
-        await recv_type(alice, wire.FRAME_JOIN)
+        await recv_join(alice, "u2")
         await recv_type(bob, wire.FRAME_WELCOME)
         await recv_type(carol, wire.FRAME_WELCOME)
 
@@ -151,7 +151,7 @@ async def test_errors_echo_a_valid_client_id(chat: Chat) -> None:
 async def test_text_length_limit_is_2000_characters(chat: Chat) -> None:
     async with chat.join("lobby", "u1") as alice, chat.join("lobby", "u2") as bob:
         await recv_type(alice, wire.FRAME_WELCOME)
-        await recv_type(alice, wire.FRAME_JOIN)
+        await recv_join(alice, "u2")
         await recv_type(bob, wire.FRAME_WELCOME)
 
         await say(alice, "é" * (MAX_TEXT + 1), client_id="long")
@@ -181,7 +181,7 @@ async def test_rate_limit_rejects_without_broadcasting(start_chat: StartChat) ->
     chat = await start_chat(rate_per_s=0.01, rate_burst=3)
     async with chat.join("lobby", "u1") as alice, chat.join("lobby", "u2") as bob:
         await recv_type(alice, wire.FRAME_WELCOME)
-        await recv_type(alice, wire.FRAME_JOIN)
+        await recv_join(alice, "u2")
         await recv_type(bob, wire.FRAME_WELCOME)
         for i in range(5):
             await say(alice, f"m{i}", client_id=f"c{i}")
@@ -227,7 +227,7 @@ async def test_metrics_follow_connections_and_messages(chat: Chat) -> None:
 
     async with chat.join("lobby", "u1") as alice, chat.join("lobby", "u2") as bob:
         await recv_type(alice, wire.FRAME_WELCOME)
-        await recv_type(alice, wire.FRAME_JOIN)
+        await recv_join(alice, "u2")
         await recv_type(bob, wire.FRAME_WELCOME)
         assert metric("chat_connections_active") == connections + 2
         assert metric("chat_rooms_active") == rooms + 1
@@ -251,7 +251,7 @@ async def test_metrics_follow_connections_and_messages(chat: Chat) -> None:
         assert metric("chat_broadcast_duration_seconds_count") == broadcasts + 1
 
         await bob.close()
-        await recv_type(alice, wire.FRAME_LEAVE)  # written in the same step that updates the gauges
+        await recv_leave(alice, "u2")  # the gauges were updated before it, at the close
         assert metric("chat_connections_active") == connections + 1
 
     tasks = set(chat.server.handler_tasks)

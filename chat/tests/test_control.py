@@ -17,7 +17,18 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from chat import channels, wire
-from tests.helpers import DROP, TIMEOUT_S, Chat, FakeWebsite, http_get, publish, recv_type, until
+from tests.helpers import (
+    DROP,
+    TIMEOUT_S,
+    Chat,
+    FakeWebsite,
+    http_get,
+    publish,
+    recv_join,
+    recv_leave,
+    recv_type,
+    until,
+)
 
 ROOM_DELETED, USER_REVOKED = wire.NOTICE_ROOM_DELETED, wire.NOTICE_USER_REVOKED
 
@@ -58,7 +69,7 @@ async def test_room_notice_closes_that_rooms_sockets_4404_and_nothing_else(
     ):
         for ws in (a1, a2, b, a_elsewhere, c):
             await recv_type(ws, wire.FRAME_WELCOME)
-        await recv_type(a_elsewhere, wire.FRAME_JOIN)  # Cy joined after her
+        await recv_join(a_elsewhere, "u3")  # Cy joined after her
         notice = website.notice(ROOM_DELETED, room="doomed")
         assert await chat.notify(notice) == 3
         for ws in (a1, a2, b):
@@ -82,7 +93,7 @@ async def test_user_notice_closes_the_users_sockets_everywhere_4401(
         # Alice is in "games" (her welcome came) before Bobby arrives, so she hears his join.
         async with chat.join("games", "u22", "Bobby") as bobby:
             await recv_type(bobby, wire.FRAME_WELCOME)
-            await recv_type(games, wire.FRAME_JOIN)
+            await recv_join(games, "u22")
             await _revoke_alice_everywhere(chat, website, (lobby1, lobby2, games), (bob, bobby))
 
 
@@ -95,7 +106,7 @@ async def _revoke_alice_everywhere(
         assert await close_code(ws) == wire.CLOSE_SESSION_ENDED
     # The others see her leave (once per room), and stay.
     for ws in others:
-        assert (await recv_type(ws, wire.FRAME_LEAVE))["user"]["id"] == "u1"
+        await recv_leave(ws, "u1")
     await still_open(*others)
 
 

@@ -19,7 +19,15 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from chat import wire
 from tests.conftest import StartChat
-from tests.helpers import TIMEOUT_S, FakeWebsite, http_get, recv_json, recv_type, until
+from tests.helpers import (
+    TIMEOUT_S,
+    FakeWebsite,
+    MemberList,
+    http_get,
+    recv_json,
+    recv_type,
+    until,
+)
 from tests.redis_server import RedisServer
 from tests.test_control import close_code
 from tests.test_process import chat_env, free_port, until_ready
@@ -53,6 +61,22 @@ def names(welcome: dict[str, Any]) -> set[str]:
     return {m["id"] for m in welcome["members"]}
 
 
+def joined(presence: dict[str, Any]) -> list[dict[str, str]]:
+    assert presence["left"] == [], presence
+    users: list[dict[str, str]] = presence["joined"]
+    return users
+
+
+def left(presence: dict[str, Any]) -> list[dict[str, str]]:
+    assert presence["joined"] == [], presence
+    users: list[dict[str, str]] = presence["left"]
+    return users
+
+
+def ids(users: list[dict[str, str]]) -> list[str]:
+    return [u["id"] for u in users]
+
+
 async def test_messages_cross_replicas_in_order_once(
     start_chat: StartChat, redis: RedisServer
 ) -> None:
@@ -64,10 +88,10 @@ async def test_messages_cross_replicas_in_order_once(
         c.join("lobby", "u3", "Cy") as cy,
         a.join("lobby", "u4", "Di") as di,  # Alice's neighbour on her own replica
     ):
-        for ws in (alice, bob, cy, di):
-            await recv_type(ws, wire.FRAME_WELCOME)
-        await until(lambda: all(len(ch.servers.relay.members("lobby")) == 4 for ch in (a, b, c)),
-                    "every replica to see all four")  # fmt: skip
+        sockets = (alice, bob, cy, di)
+        lists = [MemberList(await recv_type(ws, wire.FRAME_WELCOME)) for ws in sockets]
+        for ws, seen in zip(sockets, lists, strict=True):  # presence frames first, then talk
+            await seen.follow(ws, lambda s: set(s.members) == {"u1", "u2", "u3", "u4"})
         texts = [f"n{i}" for i in range(100)]
         for text in texts:
             await say(alice, text)
@@ -92,7 +116,7 @@ async def test_delivery_latency_across_replicas(start_chat: StartChat) -> None:
     async with a.join("lat", "u1", "Alice") as alice, b.join("lat", "u2", "Bob") as bob:
         await recv_type(alice, wire.FRAME_WELCOME)
         await recv_type(bob, wire.FRAME_WELCOME)
-        await recv_type(alice, wire.FRAME_JOIN)
+        await next_of(alice, wire.FRAME_PRESENCE)
         samples = []
         for i in range(200):
             sent = time.perf_counter()
@@ -117,7 +141,7 @@ async def test_welcome_join_and_leave_once_per_user_across_replicas(
         bob_b = await stack.enter_async_context(b.join("room", "u2", "Bob"))
         welcome = await recv_type(bob_b, wire.FRAME_WELCOME)
         assert welcome["members"] == [{"id": "u2", "name": "Bob"}, {"id": "u1", "name": "Alice"}]
-        assert (await next_of(alice, wire.FRAME_JOIN))["user"] == {"id": "u2", "name": "Bob"}
+        assert joined(await next_of(alice, wire.FRAME_PRESENCE)) == [{"id": "u2", "name": "Bob"}]
 
         # Bob's second tab, on Alice's replica: nobody hears a join, its welcome lists both.
         async with a.join("room", "u2", "Bob") as bob_a:
@@ -129,7 +153,7 @@ async def test_welcome_join_and_leave_once_per_user_across_replicas(
             await nothing_more(alice)
             await nothing_more(bob_a, 0.1)
         # His last tab goes: one leave.
-        assert (await next_of(alice, wire.FRAME_LEAVE))["user"]["id"] == "u2"
+        assert ids(left(await next_of(alice, wire.FRAME_PRESENCE))) == ["u2"]
         await nothing_more(alice)
         await until(lambda: b.servers.relay.members("room") == [], "B to leave the room")
         await until(lambda: [u.id for u in a.servers.relay.members("room")] == ["u1"],
@@ -161,13 +185,13 @@ async def test_a_crashed_replicas_users_leave(
         ):  # fmt: skip
             await recv_type(alice, wire.FRAME_WELCOME)
             assert names(await recv_type(bob, wire.FRAME_WELCOME)) == {"u1", "u2"}
-            assert (await next_of(alice, wire.FRAME_JOIN))["user"]["id"] == "u2"
+            assert ids(joined(await next_of(alice, wire.FRAME_PRESENCE))) == ["u2"]
             before = REGISTRY.get_sample_value("chat_presence_expired_total") or 0.0
             proc.send_signal(signal.SIGKILL)
             crashed = time.monotonic()
-            leave = await next_of(alice, wire.FRAME_LEAVE, within_s=ttl_s + 5)
+            leave = await next_of(alice, wire.FRAME_PRESENCE, within_s=ttl_s + 5)
             took = time.monotonic() - crashed
-            assert leave["user"]["id"] == "u2" and took <= ttl_s + 2, took
+            assert ids(left(leave)) == ["u2"] and took <= ttl_s + 2, took
             assert REGISTRY.get_sample_value("chat_presence_expired_total") == before + 1
             await nothing_more(alice)
             await bob.close()
@@ -282,7 +306,7 @@ async def test_redis_down_at_start_then_up(start_chat: StartChat, tmp_path: Path
             b = await start_chat(redis_server=own)
             async with b.join("room", "u2", "Bob") as bob:
                 assert names(await recv_type(bob, wire.FRAME_WELCOME)) == {"u1", "u2"}
-                assert (await next_of(alice, wire.FRAME_JOIN))["user"]["id"] == "u2"
+                assert ids(joined(await next_of(alice, wire.FRAME_PRESENCE))) == ["u2"]
                 await say(bob, "hello")
                 assert (await _message(alice))[0]["text"] == "hello"
     finally:

@@ -16,7 +16,7 @@ from websockets.asyncio.client import ClientConnection
 from chat import wire
 from chat.connection import ChatConnection
 from tests.conftest import StartChat
-from tests.helpers import Chat, RawClient, close_code_in, recv_type
+from tests.helpers import Chat, RawClient, close_code_in, recv_join, recv_leave, recv_type
 
 FAST = {"ping_interval_s": 0.2, "ping_timeout_s": 0.4}  # cut within ~0.7 s
 
@@ -44,13 +44,12 @@ async def test_unanswered_ping_cuts_with_4008_and_a_reader_stays(
         await recv_type(reader, wire.FRAME_WELCOME)
         slow = await RawClient.open(chat.port, chat.website.mint(sub="slow", name="Slow"))
         try:
-            await recv_type(reader, wire.FRAME_JOIN)
+            await recv_join(reader, "slow")
             started = time.monotonic()
             data = await slow.read_all(within_s=3)  # reads only now: the cut already happened
         finally:
             slow.close()
-        leave = await recv_type(reader, wire.FRAME_LEAVE)
-        assert leave["user"] == {"id": "slow", "name": "Slow"}
+        assert await recv_leave(reader, "slow") == {"id": "slow", "name": "Slow"}
         assert close_code_in(data) == wire.CLOSE_SLOW_CONSUMER
         assert time.monotonic() - started < 2
         assert cut("pong") == before + 1
@@ -74,7 +73,7 @@ async def test_buffer_over_the_bound_cuts_with_4008_the_sender_carries_on(
         await recv_type(reader, wire.FRAME_WELCOME)
         slow = await RawClient.open(chat.port, chat.website.mint(sub="slow"), rcvbuf=4096)
         try:
-            await recv_type(reader, wire.FRAME_JOIN)
+            await recv_join(reader, "slow")
             # Small kernel buffers on both ends, so our own transport buffer fills soon.
             sock = server_side(chat, "slow").transport.get_extra_info("socket")
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
@@ -86,8 +85,7 @@ async def test_buffer_over_the_bound_cuts_with_4008_the_sender_carries_on(
                 if cut("buffer") > before:
                     break
             assert cut("buffer") == before + 1, "never over the bound"
-            leave = await recv_type(reader, wire.FRAME_LEAVE)
-            assert leave["user"]["id"] == "slow"
+            await recv_leave(reader, "slow")
             data = await slow.read_all()
         finally:
             slow.close()
@@ -108,7 +106,7 @@ async def test_buffer_under_the_bound_is_not_cut(start_chat: StartChat) -> None:
         await recv_type(reader, wire.FRAME_WELCOME)
         slow = await RawClient.open(chat.port, chat.website.mint(sub="slow"))
         try:
-            await recv_type(reader, wire.FRAME_JOIN)
+            await recv_join(reader, "slow")
             for i in range(20):
                 await say(reader, f"{i} " + "y" * 1000)
                 await recv_type(reader, wire.FRAME_MESSAGE)
@@ -136,8 +134,8 @@ async def test_many_stalled_clients_leave_the_room_fast_for_the_reader(
                 await say(reader, "z" * 1000)
                 while True:
                     raw = json.loads(await asyncio.wait_for(reader.recv(), 2))
-                    if raw["type"] == wire.FRAME_LEAVE:
-                        leaves.add(raw["user"]["id"])
+                    if raw["type"] == wire.FRAME_PRESENCE:
+                        leaves.update(u["id"] for u in raw["left"])
                     elif raw["type"] == wire.FRAME_MESSAGE:
                         latencies.append(time.perf_counter() - sent)
                         break

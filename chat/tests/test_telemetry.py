@@ -17,7 +17,7 @@ from websockets.exceptions import InvalidStatus
 
 from chat import telemetry, wire
 from chat.keepalive import Watchdog
-from tests.helpers import TIMEOUT_S, Chat, recv_type
+from tests.helpers import TIMEOUT_S, Chat, recv_join, recv_leave, recv_type
 
 
 def named(spans: InMemorySpanExporter, name: str) -> list[ReadableSpan]:
@@ -114,28 +114,26 @@ async def test_broadcast_spans(chat: Chat, spans: InMemorySpanExporter) -> None:
         await recv_type(alice, wire.FRAME_WELCOME)
         async with chat.join(sub="u2", name="Bob") as bob:
             await recv_type(bob, wire.FRAME_WELCOME)
-            await recv_type(alice, wire.FRAME_JOIN)
+            await recv_join(alice, "u2")
             await bob.send(json.dumps({"type": "message", "text": "secret words"}))
             await recv_type(alice, wire.FRAME_MESSAGE)
             await recv_type(bob, wire.FRAME_MESSAGE)
-        await recv_type(alice, wire.FRAME_LEAVE)
+        await recv_leave(alice, "u2")
 
     alice_hs, bob_hs = named(spans, "ws.handshake")
     join, message, leave = named(spans, "chat.broadcast")
-    # The join belongs to Bob's handshake: a child span in its trace.
-    assert join.attributes == {"chat.room": "lobby", "chat.frame_type": "join",
-                               "chat.recipients": 1}  # fmt: skip
-    assert join.parent is not None and join.parent.span_id == bob_hs.context.span_id
-    assert join.context.trace_id == bob_hs.context.trace_id
-    # Messages and the leave: short root spans of their own, linked to the sender's handshake.
+    # Presence frames (one per tick, whoever joined or left in it): root spans, no links.
+    for span in (join, leave):
+        assert span.attributes == {"chat.room": "lobby", "chat.frame_type": "presence",
+                                   "chat.recipients": 1}  # fmt: skip
+        assert span.parent is None and not span.links
+        assert span.context.trace_id not in (alice_hs.context.trace_id, bob_hs.context.trace_id)
+    # Messages: short root spans of their own, linked to the sender's handshake.
     assert message.attributes == {"chat.room": "lobby", "chat.frame_type": "message",
                                   "chat.recipients": 2}  # fmt: skip
-    assert leave.attributes == {"chat.room": "lobby", "chat.frame_type": "leave",
-                                "chat.recipients": 1}  # fmt: skip
-    for span in (message, leave):
-        assert span.parent is None
-        assert span.context.trace_id not in (alice_hs.context.trace_id, bob_hs.context.trace_id)
-        assert [link.context for link in span.links] == [bob_hs.context]
+    assert message.parent is None
+    assert message.context.trace_id not in (alice_hs.context.trace_id, bob_hs.context.trace_id)
+    assert [link.context for link in message.links] == [bob_hs.context]
     assert "secret words" not in repr([s.attributes for s in spans.get_finished_spans()])
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from chat import wire
 from chat.protocol import FrameError, parse_client_frame
-from tests.helpers import Chat, recv_type
+from tests.helpers import Chat, recv_join, recv_type
 
 # (JSON text of the "text" value, the error code or None when delivered as is)
 CASES: dict[str, tuple[str, str | None]] = {
@@ -77,7 +77,7 @@ async def test_refused_text_over_a_socket_keeps_it_open(chat: Chat, case: str) -
     async with chat.join(sub="u1") as alice, chat.join(sub="u2") as bob:
         await recv_type(alice, wire.FRAME_WELCOME)
         await recv_type(bob, wire.FRAME_WELCOME)
-        await recv_type(alice, wire.FRAME_JOIN)
+        await recv_join(alice, "u2")
         await alice.send(f'{{"type": "message", "text": {literal}, "client_id": "c1"}}')
         error = await recv_type(alice, wire.FRAME_ERROR)
         assert (error["code"], error["client_id"]) == (code, "c1")

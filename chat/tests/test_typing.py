@@ -10,7 +10,7 @@ from websockets.asyncio.client import ClientConnection
 
 from chat import wire
 from chat.typing_indicator import TYPING_INTERVAL_S, TypingGate, is_typing
-from tests.helpers import Chat, recv_json, recv_type
+from tests.helpers import Chat, recv_join, recv_json, recv_type
 
 TYPING = json.dumps({"type": wire.FRAME_TYPING})
 
@@ -33,7 +33,7 @@ async def test_typing_reaches_the_others_once_per_interval_and_never_the_sender(
         async with chat.join(sub="u2", name="Bob") as bob:
             await recv_type(bob, wire.FRAME_WELCOME)
             for ws in (ann, ann2):
-                await recv_type(ws, wire.FRAME_JOIN)
+                await recv_join(ws, "u2")
 
             for _ in range(5):  # a burst: one goes through, the rest are dropped silently
                 await ann.send(TYPING)

@@ -22,7 +22,7 @@ CONTRACT = {
     "NOTICE_MAX_LIFETIME_S": 30,
     "NOTICE_ROOM_DELETED": "room_deleted",
     "NOTICE_USER_REVOKED": "user_revoked",
-    "FRAME_TYPES": ("welcome", "message", "join", "leave", "error", "typing"),
+    "FRAME_TYPES": ("welcome", "message", "presence", "error", "typing"),
     "ERROR_CODES": ("bad_message", "too_long", "rate_limited"),
     "CLOSE_GOING_AWAY": 1001,
     "CLOSE_POLICY_VIOLATION": 1008,

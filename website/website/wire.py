@@ -22,7 +22,7 @@ NOTICE_ROOM_DELETED = "room_deleted"
 NOTICE_USER_REVOKED = "user_revoked"
 
 # Frames on the socket.
-FRAME_TYPES = ("welcome", "message", "join", "leave", "error", "typing")
+FRAME_TYPES = ("welcome", "message", "presence", "error", "typing")
 ERROR_CODES = ("bad_message", "too_long", "rate_limited")
 
 # Close codes the browser acts on.

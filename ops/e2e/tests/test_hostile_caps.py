@@ -98,8 +98,8 @@ async def test_no_join_is_broadcast_for_a_capped_socket(
         assert (await watcher.recv())["type"] == "welcome"
         async with at_cap(settings, alice, two_rooms) as tabs:
             assert [await first_event(ws) for ws in tabs] == ["welcome"] * CAP
-            joined, _ = await watcher.recv_until(lambda f: f["type"] == "join")
-            assert joined["user"]["name"] == alice.name
+            joined, _ = await watcher.recv_until(lambda f: f["type"] == "presence")
+            assert [u["name"] for u in joined["joined"]] == [alice.name], joined
             async with sockets(settings, alice, [room]) as [extra]:
                 assert await first_event(extra) == CLOSE_TOO_MANY_CONNECTIONS
             marker = await watcher.say("marker after the capped socket")

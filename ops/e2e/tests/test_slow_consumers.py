@@ -129,8 +129,10 @@ async def read_steadily(peer: Peer, sent_at: dict[str, float], outcome: Outcome,
         now = time.perf_counter()
         if frame["type"] == "message" and frame.get("client_id") in sent_at:
             outcome.latencies.append(now - sent_at.pop(frame["client_id"]))
-        elif frame["type"] == "leave" and frame["user"]["id"] in outcome.stalled_user_ids:
-            outcome.cut_at.setdefault(frame["user"]["id"], time.monotonic() - started)
+        elif frame["type"] == "presence":
+            for user in frame["left"]:
+                if user["id"] in outcome.stalled_user_ids:
+                    outcome.cut_at.setdefault(user["id"], time.monotonic() - started)
         elif frame["type"] == "error":
             outcome.errors.append(frame)
 

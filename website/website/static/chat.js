@@ -5,7 +5,7 @@
 
 import { Connection } from "./chat/connection.js";
 import { forgetAll, History } from "./chat/history.js";
-import { Members } from "./chat/members.js";
+import { Members, summarise } from "./chat/members.js";
 import { clock, Timeline } from "./chat/timeline.js";
 import { TypingIndicator, TypingSender } from "./chat/typing.js";
 
@@ -168,15 +168,14 @@ function onFrame(frame) {
       }
       break;
     }
-    case "join":
-      members.add(frame.user);
-      record({ kind: "event", text: `${frame.user.name} joined`, ts: frame.ts });
+    case "presence": {
+      // Set semantics: only real changes to this tab's list are told, one line per kind.
+      const { joined, left } = members.update(frame.joined, frame.left);
+      for (const user of left) typing.stopped(user.id);
+      if (joined.length) record({ kind: "event", text: summarise(joined, "joined"), ts: frame.ts });
+      if (left.length) record({ kind: "event", text: summarise(left, "left"), ts: frame.ts });
       break;
-    case "leave":
-      members.remove(frame.user);
-      typing.stopped(frame.user.id);
-      record({ kind: "event", text: `${frame.user.name} left`, ts: frame.ts });
-      break;
+    }
     case "typing":
       if (!me || frame.user.id !== me.id) typing.saw(frame.user);
       break;

@@ -1,4 +1,4 @@
-// The members sidebar, live from welcome/join/leave; on a phone it is a drawer.
+// The members sidebar, live from welcome and presence frames; on a phone it is a drawer.
 
 import { el } from "./timeline.js";
 
@@ -30,14 +30,19 @@ export class Members {
     this.render();
   }
 
-  add(user) {
-    this.people.set(user.id, user.name);
+  // A presence frame: `left` removed, `joined` added (set semantics: naming someone already
+  // listed, or not listed, changes nothing), rendered once. Returns who really came and went.
+  update(joined, left) {
+    const changed = { joined: [], left: [] };
+    for (const user of left) {
+      if (this.people.delete(user.id)) changed.left.push(user);
+    }
+    for (const user of joined) {
+      if (!this.people.has(user.id)) changed.joined.push(user);
+      this.people.set(user.id, user.name); // a new name replaces the old
+    }
     this.render();
-  }
-
-  remove(user) {
-    this.people.delete(user.id);
-    this.render();
+    return changed;
   }
 
   clear() {
@@ -54,4 +59,14 @@ export class Members {
     }));
     this.count.textContent = String(this.people.size);
   }
+}
+
+// "Ann joined", "Ann and Bob joined", "Ann, Bob and Cy joined", "Ann, Bob and 3 others joined":
+// a join storm is one line, not thousands.
+export function summarise(users, verb) {
+  const names = users.map((u) => u.name);
+  if (names.length === 1) return `${names[0]} ${verb}`;
+  if (names.length <= 3) return `${names.slice(0, -1).join(", ")} and ${names.at(-1)} ${verb}`;
+  const others = names.length - 2;
+  return `${names[0]}, ${names[1]} and ${others} others ${verb}`;
 }

@@ -1,0 +1,137 @@
+"""Presence coalesced per room (docs/design.md §5, "Presence frames").
+
+Every change of a room's member list as this replica's members see it (a local user's first or
+last tab, a remote user appearing in or vanishing from the relay's view) is collected here and
+flushed once per tick as one `presence` frame to every local member, so a join storm costs
+O(members) frames per tick instead of O(members x joiners). Messages and typing never wait.
+
+Each socket hears what changed since what it was shown. Members from before the tick get the
+tick's net changes, one frame shared by all of them: a join and a leave of one user within the
+tick cancel out (so do a leave and a join, unless the name changed). A socket welcomed during
+the tick saw the changes up to its welcome, so it gets only the net changes after it (sockets
+welcomed at the same point share a frame; one welcomed after the tick's last change gets none,
+so a joiner never hears of its own join). The page applies `joined` as set-add and `left` as
+set-remove, idempotently, so even a repeated name could not break its list."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import Iterator, Set
+from dataclasses import dataclass, field
+
+from . import fanout, metrics, protocol, wire
+from .connection import ChatConnection
+from .keepalive import Watchdog
+from .protocol import User
+from .rooms import Rooms
+
+# Users per frame (joined and left together): ~100 bytes each (a 50-character name, a UUID)
+# keeps a frame near 10 KiB, 25 KiB at worst (4-byte characters).
+# A bigger batch goes out as several frames in the same tick.
+MAX_USERS_PER_FRAME = 100
+
+
+Event = tuple[str, User, bool]  # (user id, the user, present after it)
+
+
+@dataclass(slots=True)
+class _Tick:
+    timer: asyncio.TimerHandle
+    # What the members from before the tick know: user id -> the user, None if absent.
+    before: dict[str, User | None] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
+    # Sockets welcomed during the tick -> how many events their welcome showed.
+    welcomed: dict[ChatConnection, int] = field(default_factory=dict)
+
+    def since(self, shown: int) -> list[tuple[bool, User]]:
+        """The net changes for a socket that was shown the first `shown` events: (joined, user)
+        for each user touched after them, in order, whose state differs at the end."""
+        seen = dict(self.before)
+        for user_id, user, present in self.events[:shown]:
+            seen[user_id] = user if present else None
+        final: dict[str, User | None] = {}
+        latest: dict[str, User] = {}
+        for user_id, user, present in self.events[shown:]:
+            final[user_id] = user if present else None
+            latest[user_id] = user
+        said: list[tuple[bool, User]] = []
+        for user_id, now in final.items():
+            was = seen[user_id]
+            if now is None and was is not None:
+                said.append((False, latest[user_id]))
+            elif now is not None and (was is None or was.name != now.name):
+                said.append((True, now))
+        return said
+
+
+class PresenceBatch:
+    def __init__(self, rooms: Rooms[ChatConnection], watchdog: Watchdog, tick_s: float) -> None:
+        self._rooms = rooms
+        self._watchdog = watchdog
+        self._tick_s = tick_s
+        self._ticks: dict[str, _Tick] = {}  # rooms with changes pending
+
+    def joined(self, room: str, user: User) -> None:
+        """The user is now in the room, for this replica's members."""
+        self._change(room, user, present=True)
+
+    def left(self, room: str, user: User) -> None:
+        """The user is no longer in the room, for this replica's members."""
+        self._change(room, user, present=False)
+
+    def welcomed(self, room: str, ws: ChatConnection) -> None:
+        """A socket is being welcomed with the room's members as they are now."""
+        if (tick := self._ticks.get(room)) is not None:
+            tick.welcomed[ws] = len(tick.events)
+        # else: no tick pending, it will hear exactly the changes after its welcome
+
+    def forget(self, room: str) -> None:
+        """No local member is left in the room: nobody to tell."""
+        if (tick := self._ticks.pop(room, None)) is not None:
+            tick.timer.cancel()
+
+    def flush_all(self) -> None:
+        """Sends everything pending now (at shutdown)."""
+        for room in list(self._ticks):
+            self._flush(room)
+
+    def _change(self, room: str, user: User, *, present: bool) -> None:
+        tick = self._ticks.get(room)
+        if tick is None:
+            # An empty context: the flush is nobody's request (no request_id, no parent span).
+            timer = asyncio.get_running_loop().call_later(
+                self._tick_s, self._flush, room, context=contextvars.Context()
+            )
+            tick = self._ticks[room] = _Tick(timer)
+        if user.id not in tick.before:
+            tick.before[user.id] = None if present else user
+        tick.events.append((user.id, user, present))
+
+    def _flush(self, room: str) -> None:
+        tick = self._ticks.pop(room, None)
+        if tick is None:
+            return
+        tick.timer.cancel()
+        everyone = self._rooms.connections(room)
+        # Who was shown how much: the members from before the tick none of its events.
+        later: dict[int, set[ChatConnection]] = {}
+        for ws, shown in tick.welcomed.items():
+            if ws in everyone:  # else closed since
+                later.setdefault(shown, set()).add(ws)
+        old = {ws for ws in everyone if ws not in tick.welcomed} if tick.welcomed else everyone
+        batches: list[tuple[int, Set[ChatConnection]]] = [(0, old), *sorted(later.items())]
+        for shown, recipients in batches:
+            if not recipients or shown == len(tick.events):
+                continue
+            for frame in frames(tick.since(shown)):
+                written = fanout.broadcast(self._watchdog, room, wire.FRAME_PRESENCE,
+                                           recipients, frame, ())  # fmt: skip
+                metrics.PRESENCE_FRAMES.inc(written)
+
+
+def frames(said: list[tuple[bool, User]]) -> Iterator[str]:
+    """Presence frames for these changes, at most MAX_USERS_PER_FRAME users each."""
+    for i in range(0, len(said), MAX_USERS_PER_FRAME):
+        chunk = said[i : i + MAX_USERS_PER_FRAME]
+        yield protocol.presence([u for j, u in chunk if j], [u for j, u in chunk if not j])

@@ -1,0 +1,175 @@
+"""Coalesced presence (docs/design.md §5, "Presence frames"): a join storm costs each member a
+few presence frames per tick instead of one per joiner, and every socket, applying its welcome
+and then each presence frame as the page does (joined: set-add, left: set-remove), ends with
+the room's true member list: for joins, leaves, a join and a leave within one tick (either
+order), and across replicas."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from contextlib import AsyncExitStack
+
+from prometheus_client import REGISTRY
+from websockets.asyncio.client import ClientConnection
+
+from chat import protocol, wire
+from chat.presence_batch import MAX_USERS_PER_FRAME, _Tick, frames
+from chat.protocol import User
+from tests.conftest import StartChat
+from tests.helpers import Chat, MemberList, recv_presence, recv_type, until
+
+K = 50  # joiners in a storm
+
+
+def presence_sent() -> float:
+    return REGISTRY.get_sample_value("chat_presence_frames_total") or 0.0
+
+
+async def open_member(stack: AsyncExitStack, chat: Chat, sub: str,
+                      room: str = "storm") -> tuple[ClientConnection, MemberList]:  # fmt: skip
+    ws = await stack.enter_async_context(chat.join(room, sub, f"Name {sub}"))
+    return ws, MemberList(await recv_type(ws, wire.FRAME_WELCOME))
+
+
+async def nothing_more(ws: ClientConnection, within_s: float = 0.4) -> None:
+    try:
+        async with asyncio.timeout(within_s):
+            frame = await ws.recv()
+    except TimeoutError:
+        return
+    raise AssertionError(f"unexpected frame: {frame!r}")
+
+
+async def test_a_join_storm_costs_each_member_a_few_frames_not_one_per_joiner(
+    start_chat: StartChat,
+) -> None:
+    chat = await start_chat(presence_coalesce_ms=200)
+    async with AsyncExitStack() as stack:
+        alice, seen = await open_member(stack, chat, "early")
+        before = presence_sent()
+        # K joiners at once: handshakes in parallel, all within a tick or two.
+        joiners = await asyncio.gather(*(open_member(stack, chat, f"j{i}") for i in range(K)))
+        truth = {"early": "Name early"} | {f"j{i}": f"Name j{i}" for i in range(K)}
+        await seen.follow(alice, lambda s: s.members == truth)
+        await seen.settle(alice)
+        assert seen.members == truth
+        assert seen.frames <= 3, f"{seen.frames} presence frames for {K} joiners"
+        for ws, theirs in joiners:  # welcomed mid-storm: welcome + frames make the same list
+            await theirs.settle(ws, quiet_s=0.05)
+            assert theirs.members == truth, (len(theirs.members), len(truth))
+        sent = presence_sent() - before
+        received = seen.frames + sum(theirs.frames for _, theirs in joiners)
+        assert sent == received
+        print(f"\n{K} joiners: {seen.frames} presence frames to the early member, {sent} in all"
+              f" (one frame per join and member would be {K * (K + 1) // 2})")  # fmt: skip
+        # One frame per member per tick at most: nowhere near one per member per joiner.
+        assert sent <= 3 * (K + 1) < K * (K + 1) // 2, sent
+
+
+async def test_leaves_coalesce_and_lists_stay_right(start_chat: StartChat) -> None:
+    chat = await start_chat(presence_coalesce_ms=200)
+    async with AsyncExitStack() as stack:
+        alice, seen = await open_member(stack, chat, "early")
+        async with AsyncExitStack() as leaving:
+            await asyncio.gather(*(open_member(leaving, chat, f"g{i}") for i in range(20)))
+            await seen.follow(alice, lambda s: len(s.members) == 21)
+            stay_ws, stay = await open_member(stack, chat, "stays")
+            await seen.follow(alice, lambda s: "stays" in s.members)
+            frames_before = seen.frames
+        # All 20 closed at once (the exit stack): one tick, one frame.
+        truth = {"early": "Name early", "stays": "Name stays"}
+        await seen.follow(alice, lambda s: s.members == truth)
+        await stay.follow(stay_ws, lambda s: s.members == truth)
+        for ws, member in ((alice, seen), (stay_ws, stay)):
+            await member.settle(ws)
+            assert member.members == truth
+        assert seen.frames - frames_before <= 2, seen.frames - frames_before
+
+
+async def test_a_join_and_a_leave_within_one_tick_cancel_out(start_chat: StartChat) -> None:
+    chat = await start_chat(presence_coalesce_ms=300)
+    async with AsyncExitStack() as stack:
+        alice, _ = await open_member(stack, chat, "alice")
+        async with chat.join("storm", "bob", "Name bob") as bob:
+            assert {m["id"] for m in (await recv_type(bob, wire.FRAME_WELCOME))["members"]} == {
+                "alice", "bob"}  # fmt: skip
+        await nothing_more(alice, 0.6)  # nothing changed for her: no frame at all
+
+
+async def test_a_leave_and_a_join_within_one_tick_keep_every_list_right(
+    start_chat: StartChat,
+) -> None:
+    """Bob reloads (his only tab goes, a new one comes) while Carol arrives in between: Alice
+    hears only of Carol; Carol, whose welcome lacked Bob, hears only of him; Bob of nobody."""
+    chat = await start_chat(presence_coalesce_ms=400)
+    async with AsyncExitStack() as stack:
+        alice, _ = await open_member(stack, chat, "alice")
+        async with chat.join("storm", "bob", "Name bob") as bob:
+            await recv_type(bob, wire.FRAME_WELCOME)
+            await recv_presence(alice, joined=("bob",))
+        relay = chat.servers.relay
+        await until(lambda: "bob" not in {u.id for u in relay.members("storm")}, "Bob's leave")
+        carol_ws, carol = await open_member(stack, chat, "carol")
+        assert set(carol.members) == {"alice", "carol"}
+        bob_ws, bob_again = await open_member(stack, chat, "bob")
+        truth = {"alice": "Name alice", "bob": "Name bob", "carol": "Name carol"}
+        assert bob_again.members == truth
+        await recv_presence(alice, joined=("carol",))
+        await recv_presence(carol_ws, joined=("bob",))
+        await nothing_more(bob_ws)
+        await nothing_more(alice, 0.1)
+        await nothing_more(carol_ws, 0.1)
+
+
+async def test_presence_across_two_replicas(start_chat: StartChat) -> None:
+    a, b = await start_chat(presence_coalesce_ms=200), await start_chat(presence_coalesce_ms=200)
+    async with AsyncExitStack() as stack:
+        alice, seen = await open_member(stack, a, "alice")
+        async with AsyncExitStack() as storm:
+            on_b = await asyncio.gather(*(open_member(storm, b, f"b{i}") for i in range(30)))
+            on_a = await asyncio.gather(*(open_member(storm, a, f"a{i}") for i in range(10)))
+            truth = ({"alice": "Name alice"} | {f"b{i}": f"Name b{i}" for i in range(30)}
+                     | {f"a{i}": f"Name a{i}" for i in range(10)})  # fmt: skip
+            await seen.follow(alice, lambda s: s.members == truth)
+            for ws, theirs in [*on_b, *on_a]:
+                await theirs.follow(ws, lambda s: s.members == truth)
+            await seen.settle(alice)
+            assert seen.members == truth
+            # 40 joins (30 from B's envelopes, 10 local) in a few ticks, not 40 frames.
+            assert seen.frames <= 6, seen.frames
+        await seen.follow(alice, lambda s: s.members == {"alice": "Name alice"})
+        assert seen.frames <= 10, seen.frames
+
+
+def test_a_big_batch_is_split_into_bounded_frames() -> None:
+    said = [(True, User(f"u{i}", f"N{i}")) for i in range(230)]
+    said += [(False, User(f"x{i}", "X")) for i in range(20)]
+    out = [json.loads(f) for f in frames(said)]
+    assert [len(f["joined"]) + len(f["left"]) for f in out] == [100, 100, 50]
+    assert MAX_USERS_PER_FRAME == 100
+    assert sum(len(f["left"]) for f in out) == 20
+    assert all(f["type"] == wire.FRAME_PRESENCE for f in out)
+    # Even at the longest names (50 characters of 4 bytes), a frame stays near 25 KiB.
+    assert len(protocol.presence([User("u" * 36, "\U0001f600" * 50)] * 100, []).encode()) < 26_000
+
+
+def test_each_socket_hears_the_net_change_since_what_it_was_shown() -> None:
+    bob, robert, cy = User("bob", "Bob"), User("bob", "Robert"), User("cy", "Cy")
+    loop = asyncio.new_event_loop()
+    try:
+        tick = _Tick(loop.call_later(60, lambda: None))
+    finally:
+        loop.close()
+    # Bob was here: he leaves, Cy joins, Bob comes back renamed, Cy leaves.
+    tick.before = {"bob": bob, "cy": None}
+    tick.events = [("bob", bob, False), ("cy", cy, True), ("bob", robert, True),
+                   ("cy", cy, False)]  # fmt: skip
+    assert tick.since(0) == [(True, robert)]  # the rename; Cy came and went
+    assert tick.since(1) == [(True, robert)]  # shown without Bob, Cy never shown
+    assert tick.since(2) == [(True, robert), (False, cy)]  # shown with Cy, without Bob
+    assert tick.since(3) == [(False, cy)]
+    assert tick.since(4) == []
+    # A leave and a join of the same name cancel out for those who knew him.
+    tick.events = [("bob", bob, False), ("bob", bob, True)]
+    assert tick.since(0) == [] and tick.since(1) == [(True, bob)]
