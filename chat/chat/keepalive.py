@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Iterable
 import structlog
 from websockets.protocol import State
 
-from . import metrics, wire
+from . import metrics, prepared, wire
 from .connection import ChatConnection
 
 log = structlog.get_logger()
@@ -94,20 +94,19 @@ class Watchdog:
         return conn.transport.get_write_buffer_size() > self._bound
 
     def broadcast(self, recipients: Iterable[ChatConnection], frame: str) -> int:
-        """Like websockets' broadcast(): one encoding, a synchronous write to each open
-        recipient, but a recipient already over the buffer bound is cut instead of written
-        to. Returns how many were written to."""
-        data = frame.encode()
+        """Like websockets' broadcast(): a synchronous write to each open recipient, but the
+        frame is serialised once (chat/prepared.py) and a recipient already over the buffer
+        bound is cut instead of written to. Returns how many were written to."""
+        data = prepared.prepare(frame)
         written = 0
         for conn in recipients:
-            if conn.protocol.state is not State.OPEN:
+            if not prepared.writable(conn):  # closing or closed: skipped
                 continue
             if self.over_bound(conn):
                 self.cut(conn, BUFFER)
                 continue
             try:
-                conn.protocol.send_text(data)
-                conn.send_data()
+                prepared.write(conn, data)
             except Exception as exc:
                 log.warning("broadcast write failed", error=str(exc))
                 continue
