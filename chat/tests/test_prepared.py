@@ -1,6 +1,7 @@
 """Prepared frames (chat/prepared.py): one serialisation per broadcast, written as is to every
 recipient. The bytes must be exactly what websockets writes per recipient, valid for a strict
-client, and never reach a recipient that is closing or closed."""
+client, and never reach a recipient that is closing or closed; a loop iteration's frames reach
+a recipient in one write, and nothing websockets writes overtakes them."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import struct
 from typing import Any
 
 import pytest
+from websockets.exceptions import ConnectionClosedOK
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
@@ -113,3 +115,44 @@ async def test_closing_and_closed_recipients_are_skipped(start_chat: StartChat) 
         assert json.loads(await a.recv()) == json.loads(frame)
         assert writes_to_b == []
         conn_b.send_data()  # let b's close frame out, so the context manager closes cleanly
+
+
+async def test_one_iterations_frames_reach_a_recipient_in_one_write(
+    start_chat: StartChat,
+) -> None:
+    chat = await start_chat()
+    watchdog = Watchdog(10, 15, 64 * 1024)
+    async with chat.join(sub="a") as a:
+        await recv_type(a, wire.FRAME_WELCOME)
+        conn = server_side(chat, "a")
+        writes: list[bytes] = []
+        original = conn.transport.write
+
+        def record(data: bytes | bytearray | memoryview) -> None:
+            writes.append(bytes(data))
+            original(data)
+
+        conn.transport.write = record  # type: ignore[method-assign]
+        frames = [json.dumps({"type": wire.FRAME_MESSAGE, "text": t}) for t in ("one", "two")]
+        for frame in frames:  # two broadcasts in one loop iteration
+            assert watchdog.broadcast([conn], frame) == 1
+        assert writes == []  # queued, not yet written
+        assert conn.unsent_bytes() == sum(len(prepared.prepare(f).frame) for f in frames)
+        assert [json.loads(await a.recv()) for _ in frames] == [json.loads(f) for f in frames]
+        assert writes == [b"".join(prepared.prepare(f).frame for f in frames)]
+
+
+async def test_websockets_own_writes_never_overtake_queued_frames(start_chat: StartChat) -> None:
+    chat = await start_chat()
+    watchdog = Watchdog(10, 15, 64 * 1024)
+    async with chat.join(sub="a") as a:
+        await recv_type(a, wire.FRAME_WELCOME)
+        conn = server_side(chat, "a")
+        frame = json.dumps({"type": wire.FRAME_MESSAGE, "text": "before the close"})
+        assert watchdog.broadcast([conn], frame) == 1
+        conn.protocol.send_close(wire.CLOSE_GOING_AWAY)  # in the same iteration, queued first
+        conn.send_data()
+        assert json.loads(await a.recv()) == json.loads(frame)
+        with pytest.raises(ConnectionClosedOK):
+            await a.recv()
+        assert a.close_code == wire.CLOSE_GOING_AWAY
