@@ -7,6 +7,7 @@ import signal
 import sys
 
 import structlog
+import uvloop
 from prometheus_client import start_http_server
 
 from . import log as logsetup
@@ -26,7 +27,8 @@ async def run(settings: Settings) -> None:
     async with build_servers(settings) as servers:
         redis = f"{settings.redis_host}:{settings.redis_port}"
         log.info("chat listening", port=settings.port, metrics_port=settings.metrics_port,
-                 node=settings.node_id, redis=redis)  # fmt: skip
+                 node=settings.node_id, redis=redis, loop=type(loop).__module__,
+                 backlog=settings.listen_backlog)  # fmt: skip
         await stop.wait()
         # Leaving the block closes every socket with 1001 and waits for the handlers.
         log.info("chat stopping", connections=len(servers.chat.connections))
@@ -40,7 +42,9 @@ def main() -> None:
     log.info("chat starting", host=settings.host, port=settings.port,
              jwks_url=settings.jwks_url, trace_export=telemetry.export_enabled())  # fmt: skip
     try:
-        asyncio.run(run(settings))
+        # uvloop: the same asyncio API with transports in C, cheaper per write and per
+        # handshake (docs/design.md §11).
+        asyncio.run(run(settings), loop_factory=uvloop.new_event_loop)
     except Exception:
         log.exception("chat crashed")
         tracing.shutdown()

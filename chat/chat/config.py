@@ -58,6 +58,9 @@ class Settings(BaseSettings):
         default=16, ge=1, validation_alias="MAX_CONNECTIONS_PER_USER"
     )
     max_connections: int = Field(default=20000, ge=1, validation_alias="MAX_CONNECTIONS")
+    # The client port's accept queue: a burst of connects beyond it waits for SYN retries
+    # (1 s, 3 s, ...) and nginx answers 504. The kernel caps it at net.core.somaxconn.
+    listen_backlog: int = Field(default=4096, ge=1, le=65535, validation_alias="LISTEN_BACKLOG")
     # How long a revocation refuses older tokens: a token lives at most
     # TOKEN_MAX_LIFETIME_S, plus the verifier's clock leeway.
     revocation_memory_s: float = Field(

@@ -29,6 +29,26 @@ class ChatConnection(ServerConnection):
     cut_reason: str | None = None  # set once when cut as a slow consumer
     # Called once when the TCP connection is gone (the node cap's release).
     on_lost: Callable[[], None] | None = None
+    # Broadcast frames queued in this loop iteration (prepared.Cork), written in one go.
+    corked: list[bytes] | None = None
+    corked_bytes: int = 0
+
+    def unsent_bytes(self) -> int:
+        """What the client has yet to get: the transport's buffer and the queued frames."""
+        return self.transport.get_write_buffer_size() + self.corked_bytes
+
+    def uncork(self) -> None:
+        """Writes the queued broadcast frames, one write for all of them."""
+        corked, self.corked, self.corked_bytes = self.corked, None, 0
+        if corked and not self.transport.is_closing():  # aborted or lost: nobody to write to
+            self.transport.write(corked[0] if len(corked) == 1 else b"".join(corked))
+
+    def send_data(self) -> None:
+        # Everything websockets writes (pongs, close frames, ws.send(), our pings) goes
+        # through here: queued broadcast frames go first, so nothing ever overtakes them.
+        if self.corked:
+            self.uncork()
+        super().send_data()
 
     async def handshake(self, *args: Any, **kwargs: Any) -> None:
         try:

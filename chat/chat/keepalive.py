@@ -5,8 +5,8 @@ websockets' broadcast() has no backpressure and its own keepalive awaits drain()
 that never reads would never be dropped while its write buffer grows without end. Instead one
 task per server (not one per connection) ticks about once a second: it pings each connection
 that is due, synchronously, as broadcast() writes, and cuts a connection whose ping stays
-unanswered for PING_TIMEOUT_S or whose transport holds more than SEND_BUFFER_BYTES unsent.
-Every write of a broadcast checks the same bound first.
+unanswered for PING_TIMEOUT_S or that holds more than SEND_BUFFER_BYTES unsent (its transport
+buffer and its queued broadcast frames). Every write of a broadcast checks the same bound first.
 
 Behind nginx the kernel's and nginx's buffers absorb a stalled client's data first, so the
 buffer bound rarely trips there: the pong timeout is what catches it (the ping waits behind
@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Iterable
 import structlog
 from websockets.protocol import State
 
-from . import metrics, wire
+from . import metrics, prepared, wire
 from .connection import ChatConnection
 
 log = structlog.get_logger()
@@ -42,6 +42,7 @@ class Watchdog:
         # Fine enough for short test settings; once a second with the defaults.
         self._tick_s = min(1.0, ping_interval_s / 4, ping_timeout_s / 4)
         self._conns: set[ChatConnection] = set()
+        self._cork = prepared.Cork()
 
     def watch(self, conn: ChatConnection) -> None:
         conn.next_ping_at = time.monotonic() + self._interval
@@ -91,23 +92,23 @@ class Watchdog:
             log.debug("keepalive ping not written", error=str(exc))
 
     def over_bound(self, conn: ChatConnection) -> bool:
-        return conn.transport.get_write_buffer_size() > self._bound
+        return conn.unsent_bytes() > self._bound
 
     def broadcast(self, recipients: Iterable[ChatConnection], frame: str) -> int:
-        """Like websockets' broadcast(): one encoding, a synchronous write to each open
-        recipient, but a recipient already over the buffer bound is cut instead of written
-        to. Returns how many were written to."""
-        data = frame.encode()
+        """Like websockets' broadcast(), without a task or an await per recipient, but the
+        frame is serialised once and each open recipient's copy is queued for one write at
+        the end of this loop iteration (chat/prepared.py); a recipient already over the
+        buffer bound (queued bytes included) is cut instead. Returns how many got it."""
+        data = prepared.prepare(frame)
         written = 0
         for conn in recipients:
-            if conn.protocol.state is not State.OPEN:
+            if not prepared.writable(conn):  # closing or closed: skipped
                 continue
             if self.over_bound(conn):
                 self.cut(conn, BUFFER)
                 continue
             try:
-                conn.protocol.send_text(data)
-                conn.send_data()
+                self._cork.write(conn, data)
             except Exception as exc:
                 log.warning("broadcast write failed", error=str(exc))
                 continue
@@ -120,7 +121,7 @@ class Watchdog:
         if conn.cut_reason is not None:
             return
         conn.cut_reason = reason
-        buffered = conn.transport.get_write_buffer_size()
+        buffered = conn.unsent_bytes()
         metrics.SLOW_CONSUMERS.labels(reason).inc()
         log.warning("slow consumer cut", reason=reason, buffered_bytes=buffered,
                     request_id=conn.request_id, user_id=conn.identity.user_id,

@@ -34,11 +34,14 @@ MESSAGES_RECEIVED = Counter(
     "chat_messages_received", "Chat messages accepted from clients (valid, within rate limit)"
 )
 MESSAGES_DELIVERED = Counter(
-    "chat_messages_delivered", "Chat message frames written to recipients (one per connection)"
+    "chat_messages_delivered",
+    "Chat message frames written to recipients (one per connection; queued for the write"
+    " that ends the loop iteration)",
 )
 BROADCAST_DURATION = Histogram(
     "chat_broadcast_duration_seconds",
-    "From a message's arrival to its write to the last recipient",
+    "From a message's arrival to its frame queued for the last recipient (written at the end"
+    " of that loop iteration)",
     buckets=(
         0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
         0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,

@@ -54,6 +54,7 @@ def build_server(
         ChatHandler(rooms, settings, watchdog, revocations, relay),
         settings.host,
         settings.port,
+        backlog=settings.listen_backlog,  # asyncio's default of 100 drops connect bursts
         process_request=gate.process_request,
         process_response=gate.process_response,
         select_subprotocol=gate.select_subprotocol,

@@ -188,6 +188,7 @@ async def test_signal_closes_sockets_1001_exits_0_and_logs_json(
     assert by_event["room deleted"]["connections_closed"] == 0
     listening = by_event["chat listening"]
     assert (listening["port"], listening["metrics_port"]) == (port, metrics_port)
+    assert listening["loop"] == "uvloop" and listening["backlog"] == 4096  # as deployed
     assert by_event["bus up"]["node"] == listening["node"]
     assert redis.password not in text.decode()
     assert records[0]["event"] == "chat starting"

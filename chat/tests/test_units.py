@@ -103,13 +103,16 @@ def test_bounds_settings_defaults_and_env(env: pytest.MonkeyPatch) -> None:
     assert (s.ping_interval_s, s.ping_timeout_s, s.send_buffer_bytes) == (10.0, 15.0, 65536)
     assert (s.max_connections_per_user, s.max_connections) == (16, 20000)
     assert s.revocation_memory_s == 125.0  # TOKEN_MAX_LIFETIME_S + the 5 s leeway
+    assert s.listen_backlog == 4096
     for name, value in {"PING_INTERVAL_S": "5", "PING_TIMEOUT_S": "7.5",
                         "SEND_BUFFER_BYTES": "131072", "MAX_CONNECTIONS_PER_USER": "4",
-                        "MAX_CONNECTIONS": "100", "REVOCATION_MEMORY_S": "60"}.items():  # fmt: skip
+                        "MAX_CONNECTIONS": "100", "REVOCATION_MEMORY_S": "60",
+                        "LISTEN_BACKLOG": "512"}.items():  # fmt: skip
         env.setenv(name, value)
     s = load_settings()
     assert (s.ping_interval_s, s.ping_timeout_s, s.send_buffer_bytes) == (5.0, 7.5, 131072)
     assert (s.max_connections_per_user, s.max_connections, s.revocation_memory_s) == (4, 100, 60)
+    assert s.listen_backlog == 512
 
 
 def test_settings_by_name_in_tests(env: pytest.MonkeyPatch) -> None:
@@ -125,6 +128,7 @@ def test_settings_by_name_in_tests(env: pytest.MonkeyPatch) -> None:
      ("NODE_ID", "a:b"), ("PRESENCE_HEARTBEAT_S", "15"), ("PRESENCE_TTL_S", "0"),
      ("PING_INTERVAL_S", "0"), ("PING_TIMEOUT_S", "-1"), ("SEND_BUFFER_BYTES", "100"),
      ("MAX_CONNECTIONS_PER_USER", "0"), ("MAX_CONNECTIONS", "many"),
+     ("LISTEN_BACKLOG", "0"), ("LISTEN_BACKLOG", "70000"),
      ("REVOCATION_MEMORY_S", "0")],
 )  # fmt: skip
 def test_invalid_settings_stop_the_start(env: pytest.MonkeyPatch, name: str, value: str) -> None:

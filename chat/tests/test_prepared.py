@@ -1,0 +1,158 @@
+"""Prepared frames (chat/prepared.py): one serialisation per broadcast, written as is to every
+recipient. The bytes must be exactly what websockets writes per recipient, valid for a strict
+client, and never reach a recipient that is closing or closed; a loop iteration's frames reach
+a recipient in one write, and nothing websockets writes overtakes them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import struct
+from typing import Any
+
+import pytest
+from websockets.exceptions import ConnectionClosedOK
+from websockets.protocol import State
+from websockets.server import ServerProtocol
+
+from chat import prepared, wire
+from chat.keepalive import Watchdog
+from tests.conftest import StartChat
+from tests.helpers import TIMEOUT_S, RawClient, recv_type, server_frames, until
+from tests.test_slow_consumers import say, server_side
+
+
+def websockets_frame(payload: bytes) -> bytes:
+    """What websockets itself writes for send_text(payload) on an open server connection."""
+    protocol = ServerProtocol()
+    protocol.state = State.OPEN
+    protocol.send_text(payload)
+    [data] = protocol.data_to_send()
+    return data
+
+
+@pytest.mark.parametrize("text", ["hi", "ü€😀 " * 30, "x" * 70000])  # 7-, 16-, 64-bit lengths
+def test_prepared_frame_is_what_websockets_writes(text: str) -> None:
+    frame = prepared.prepare(text).frame
+    assert frame == websockets_frame(text.encode())
+    # And RFC 6455 by hand: FIN + text opcode, no mask bit, the length, the UTF-8 payload.
+    payload = text.encode()
+    n = len(payload)
+    head = (struct.pack("!BB", 0x81, n) if n < 126 else struct.pack("!BBH", 0x81, 126, n)
+            if n < 65536 else struct.pack("!BBQ", 0x81, 127, n))  # fmt: skip
+    assert frame == head + payload
+
+
+async def read_frames(client: RawClient, count: int) -> list[tuple[bytes, bytes]]:
+    """The first `count` whole frames the server sent: (raw bytes, payload) each."""
+    loop = asyncio.get_running_loop()
+    data = b""
+    async with asyncio.timeout(TIMEOUT_S):
+        while len(server_frames(data)) < count:
+            chunk = await loop.sock_recv(client.sock, 65536)
+            assert chunk, "closed early"
+            data += chunk
+    frames, i = [], 0
+    for _opcode, payload in server_frames(data)[:count]:
+        start = data.index(payload, i) if payload else i + 2
+        header_len = 2 if len(payload) < 126 else 4 if len(payload) < 65536 else 10
+        frames.append((data[start - header_len : start + len(payload)], payload))
+        i = start + len(payload)
+    return frames
+
+
+async def test_recipients_get_byte_identical_valid_frames(start_chat: StartChat) -> None:
+    chat = await start_chat()
+    raws = [await RawClient.open(chat.port, chat.website.mint(sub=f"r{i}")) for i in range(2)]
+    try:
+        async with chat.join(sub="s1", name="Sender") as sender:
+            await recv_type(sender, wire.FRAME_WELCOME)
+            text = "prepared ü€😀 " + "x" * 150  # non-ASCII, over 125 bytes: a 16-bit length
+            await say(sender, text)
+            echoed = await recv_type(sender, wire.FRAME_MESSAGE)  # a strict client parsed it
+            # Each raw client: its welcome, the second's join (for the first), the sender's
+            # join, then the message.
+            got = [await read_frames(raws[0], 4), await read_frames(raws[1], 3)]
+    finally:
+        for raw in raws:
+            raw.close()
+    (first, first_payload), (second, _) = got[0][-1], got[1][-1]
+    assert first == second  # the same bytes for every recipient
+    assert first == prepared.prepare(first_payload.decode()).frame == websockets_frame(
+        first_payload
+    )
+    assert first[0] == 0x81 and not first[1] & 0x80  # FIN + text, unmasked
+    message: dict[str, Any] = json.loads(first_payload)
+    assert message == echoed and message["text"] == text.strip()
+
+
+async def test_closing_and_closed_recipients_are_skipped(start_chat: StartChat) -> None:
+    chat = await start_chat()
+    watchdog = Watchdog(10, 15, 64 * 1024)
+    async with chat.join(sub="a") as a, chat.join(sub="b") as b, chat.join(sub="c") as c:
+        for ws in (a, b, c):
+            await recv_type(ws, wire.FRAME_WELCOME)
+        await recv_type(a, wire.FRAME_JOIN)
+        await recv_type(a, wire.FRAME_JOIN)
+        await recv_type(b, wire.FRAME_JOIN)
+        conn_a, conn_b, conn_c = (server_side(chat, u) for u in "abc")
+        # b: our close frame is under way (CLOSING), not one more data frame may follow it.
+        conn_b.protocol.send_close(wire.CLOSE_GOING_AWAY)
+        assert conn_b.protocol.state is State.CLOSING
+        writes_to_b: list[bytes] = []
+        original = conn_b.transport.write
+
+        def record(data: bytes | bytearray | memoryview) -> None:
+            writes_to_b.append(bytes(data))
+            original(data)
+
+        conn_b.transport.write = record  # type: ignore[method-assign]
+        # c: gone altogether (CLOSED), still in the set a broadcast was handed.
+        await c.close()
+        await until(lambda: conn_c.protocol.state is State.CLOSED, "c to be closed")
+        frame = json.dumps({"type": wire.FRAME_MESSAGE, "text": "only a"})
+        assert watchdog.broadcast([conn_a, conn_b, conn_c], frame) == 1
+        assert json.loads(await a.recv()) == json.loads(frame)
+        assert writes_to_b == []
+        conn_b.send_data()  # let b's close frame out, so the context manager closes cleanly
+
+
+async def test_one_iterations_frames_reach_a_recipient_in_one_write(
+    start_chat: StartChat,
+) -> None:
+    chat = await start_chat()
+    watchdog = Watchdog(10, 15, 64 * 1024)
+    async with chat.join(sub="a") as a:
+        await recv_type(a, wire.FRAME_WELCOME)
+        conn = server_side(chat, "a")
+        writes: list[bytes] = []
+        original = conn.transport.write
+
+        def record(data: bytes | bytearray | memoryview) -> None:
+            writes.append(bytes(data))
+            original(data)
+
+        conn.transport.write = record  # type: ignore[method-assign]
+        frames = [json.dumps({"type": wire.FRAME_MESSAGE, "text": t}) for t in ("one", "two")]
+        for frame in frames:  # two broadcasts in one loop iteration
+            assert watchdog.broadcast([conn], frame) == 1
+        assert writes == []  # queued, not yet written
+        assert conn.unsent_bytes() == sum(len(prepared.prepare(f).frame) for f in frames)
+        assert [json.loads(await a.recv()) for _ in frames] == [json.loads(f) for f in frames]
+        assert writes == [b"".join(prepared.prepare(f).frame for f in frames)]
+
+
+async def test_websockets_own_writes_never_overtake_queued_frames(start_chat: StartChat) -> None:
+    chat = await start_chat()
+    watchdog = Watchdog(10, 15, 64 * 1024)
+    async with chat.join(sub="a") as a:
+        await recv_type(a, wire.FRAME_WELCOME)
+        conn = server_side(chat, "a")
+        frame = json.dumps({"type": wire.FRAME_MESSAGE, "text": "before the close"})
+        assert watchdog.broadcast([conn], frame) == 1
+        conn.protocol.send_close(wire.CLOSE_GOING_AWAY)  # in the same iteration, queued first
+        conn.send_data()
+        assert json.loads(await a.recv()) == json.loads(frame)
+        with pytest.raises(ConnectionClosedOK):
+            await a.recv()
+        assert a.close_code == wire.CLOSE_GOING_AWAY
