@@ -32,6 +32,9 @@ class ChatConnection(ServerConnection):
     # Broadcast frames queued in this loop iteration (prepared.Cork), written in one go.
     corked: list[bytes] | None = None
     corked_bytes: int = 0
+    # The welcome's size, allowed on top of SEND_BUFFER_BYTES until the client has read it:
+    # a big room's member list alone may exceed the bound (keepalive.Watchdog.over_bound).
+    welcome_allowance: int = 0
 
     def unsent_bytes(self) -> int:
         """What the client has yet to get: the transport's buffer and the queued frames."""

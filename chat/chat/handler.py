@@ -106,7 +106,7 @@ class ChatHandler:
         # and the welcome frame, so welcome is always the first frame. Its own join is pending
         # already, so the batch knows this welcome showed it.
         self._relay.presence.welcomed(room, ws)
-        self._watchdog.broadcast([ws], protocol.welcome(room, user, self._relay.members(room)))
+        self._watchdog.welcome(ws, protocol.welcome(room, user, self._relay.members(room)))
         log.info("connection opened", first_tab=first_tab)
 
     def _refusal(self, user_id: str, ws: ChatConnection) -> tuple[int, str, str] | None:

@@ -92,7 +92,17 @@ class Watchdog:
             log.debug("keepalive ping not written", error=str(exc))
 
     def over_bound(self, conn: ChatConnection) -> bool:
-        return conn.unsent_bytes() > self._bound
+        unsent = conn.unsent_bytes()
+        if unsent <= self._bound:
+            conn.welcome_allowance = 0  # the welcome is out: the plain bound from now on
+            return False
+        return unsent > self._bound + conn.welcome_allowance
+
+    def welcome(self, conn: ChatConnection, frame: str) -> None:
+        """The first frame of a socket, however big its room: the bound grows by its size
+        until the client has read it, so a joiner is not cut for the member list it was sent."""
+        if self.broadcast([conn], frame):
+            conn.welcome_allowance = conn.corked_bytes
 
     def broadcast(self, recipients: Iterable[ChatConnection], frame: str) -> int:
         """Like websockets' broadcast(), without a task or an await per recipient, but the

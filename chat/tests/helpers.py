@@ -301,6 +301,17 @@ class RawClient:
                     return data
                 data += chunk
 
+    async def read_until(self, needle: bytes, within_s: float = TIMEOUT_S) -> bytes:
+        """What the server sent, up to and including `needle`."""
+        loop = asyncio.get_running_loop()
+        data = b""
+        async with asyncio.timeout(within_s):
+            while needle not in data:
+                chunk = await loop.sock_recv(self.sock, 65536)
+                assert chunk, f"closed before {needle!r}"
+                data += chunk
+        return data
+
     def close(self) -> None:
         self.sock.close()
 

@@ -9,6 +9,7 @@ import io
 import json
 import socket
 import time
+from contextlib import AsyncExitStack
 
 from prometheus_client import REGISTRY
 from websockets.asyncio.client import ClientConnection
@@ -16,7 +17,15 @@ from websockets.asyncio.client import ClientConnection
 from chat import wire
 from chat.connection import ChatConnection
 from tests.conftest import StartChat
-from tests.helpers import Chat, RawClient, close_code_in, recv_join, recv_leave, recv_type
+from tests.helpers import (
+    Chat,
+    RawClient,
+    close_code_in,
+    recv_join,
+    recv_leave,
+    recv_type,
+    until,
+)
 
 FAST = {"ping_interval_s": 0.2, "ping_timeout_s": 0.4}  # cut within ~0.7 s
 
@@ -146,3 +155,35 @@ async def test_many_stalled_clients_leave_the_room_fast_for_the_reader(
         finally:
             for s in stalled:
                 s.close()
+
+
+async def test_a_welcome_bigger_than_the_bound_does_not_make_a_slow_consumer(
+    start_chat: StartChat,
+) -> None:
+    """A big room's welcome alone exceeds SEND_BUFFER_BYTES: the joiner may hold it unread on
+    top of the bound (not a byte more), so the next frame to it does not cut it."""
+    # A long tick: the members' joins reach them in a frame or two, which they hold unread.
+    chat = await start_chat(send_buffer_bytes=4096, ping_interval_s=60, presence_coalesce_ms=1000)
+    before = cut("buffer")
+    async with AsyncExitStack() as stack:
+        long_name = "n" * 400  # the chat takes the website's names as they are
+        members = await asyncio.gather(*(
+            stack.enter_async_context(chat.join(sub=f"m{i}", name=f"{i:03} {long_name}"))
+            for i in range(120)
+        ))  # fmt: skip
+        # Small kernel buffers on both ends (accepted sockets inherit the listener's send
+        # buffer): most of the ~50 KB welcome stays in the server's own buffer.
+        for listener in chat.server.sockets:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        slow = await RawClient.open(chat.port, chat.website.mint(sub="slow"), rcvbuf=4096)
+        try:
+            conn = server_side(chat, "slow")
+            await until(lambda: conn.unsent_bytes() > 4096, "the welcome to back up")
+            await say(members[0], "after the welcome")
+            await asyncio.sleep(0.2)
+            assert conn.cut_reason is None
+            data = await slow.read_until(b"after the welcome")
+        finally:
+            slow.close()
+        assert data.count(b'"type":"welcome"') == 1
+    assert cut("buffer") == before

@@ -114,6 +114,7 @@ function worker(index) {
   };
   const fail = (why) => { stats.failures[why] = (stats.failures[why] || 0) + 1; };
   let lastArrival = 0;
+  let closing = false; // the master said close: the closes that follow are ours
 
   // A message frame is read straight from the bytes (no string, no JSON.parse): the load
   // generator must stay far from its core's limit at 100,000 deliveries/s.
@@ -149,13 +150,19 @@ function worker(index) {
       if (type === 'welcome') c.welcomed();
       return;
     }
+    if (type === 'join' || type === 'leave') { // the yardsticks' one frame per user: no JSON.parse
+      const at = s.indexOf('"id":"') + 6;
+      const id = s.slice(at, s.indexOf('"', at));
+      if (type === 'join') c.members.add(id);
+      else c.members.delete(id);
+      if (c.members.size === cfg.clients && !c.complete) { c.complete = true; stats.complete += 1; }
+      return;
+    }
     const frame = JSON.parse(s);
     if (type === 'welcome') {
       for (const m of frame.members) c.members.add(m.id);
       c.welcomed();
-    } else if (type === 'join') c.members.add(frame.user.id);
-    else if (type === 'leave') c.members.delete(frame.user.id);
-    else if (type === 'presence') {
+    } else if (type === 'presence') {
       for (const m of frame.joined || []) c.members.add(m.id);
       for (const m of frame.left || []) c.members.delete(m.id);
     }
@@ -184,7 +191,13 @@ function worker(index) {
       ws.on('message', (data) => onFrame(c, data));
       ws.on('unexpected-response', (req, res) => { fail(`http_${res.statusCode}`); ws.terminate(); finish(false); });
       ws.on('error', (err) => { if (!c.done) fail(err.code || err.message.slice(0, 40)); finish(false); });
-      ws.on('close', (code) => { if (!c.done) fail(`close_${code}`); finish(false); clients.delete(i); });
+      // A socket closed by the server during the run (after its welcome) counts too: a cut.
+      ws.on('close', (code) => {
+        if (!c.done) fail(`close_${code}`);
+        else if (!closing) fail(`closed_after_welcome_${code}`);
+        finish(false);
+        clients.delete(i);
+      });
       clients.set(i, c);
     });
   }
@@ -253,7 +266,8 @@ function worker(index) {
 
   async function converge() {
     // join mode: until every client has the whole member list (or the time bound).
-    const end = nowUs() + cfg.timeoutSeconds * 1e6;
+    // Bounded short of the master's own deadline, so what was reached is still reported.
+    const end = nowUs() + Math.max(1, cfg.timeoutSeconds - 15) * 1e6;
     while (stats.complete < clients.size && nowUs() < end) await new Promise((r) => setTimeout(r, 20));
   }
 
@@ -269,7 +283,10 @@ function worker(index) {
       await send();
       stats.cpuUs += cpuOf(cpu0);
       process.send({ type: 'done', stats: summary() });
+    } else if (msg === 'report') {
+      process.send({ type: 'report', stats: summary() });
     } else if (msg === 'close') {
+      closing = true;
       for (const c of clients.values()) c.ws.terminate();
       setTimeout(() => process.exit(0), 200);
     }
@@ -285,32 +302,39 @@ async function master() {
   for (let w = 0; w < cfg.procs; w++) {
     workers.push(fork(__filename, [], { env: { ...process.env, BENCH_WORKER: String(w), BENCH_CONFIG: JSON.stringify(cfg) } }));
   }
-  const deadline = setTimeout(() => {
-    emit({ event: 'timeout', seconds: cfg.timeoutSeconds });
-    for (const w of workers) w.kill('SIGKILL');
-    process.exit(3);
-  }, cfg.timeoutSeconds * 1000);
   const ask = (what, answer) => Promise.all(workers.map((w) => new Promise((resolve) => {
     const on = (msg) => { if (msg.type === answer) { w.off('message', on); resolve(msg.stats); } };
     w.on('message', on);
     w.send(what);
   })));
+  // At the deadline: whatever the workers reached, marked timed out, then stop.
+  let windowOpen = false;
+  const deadline = setTimeout(async () => {
+    emit({ event: 'timeout', seconds: cfg.timeoutSeconds });
+    if (windowOpen) emit({ event: 'window-end' });
+    const partial = await Promise.race([ask('report', 'report'), new Promise((r) => setTimeout(() => r(null), 5000))]);
+    if (partial) emit({ event: 'result', timed_out: true, ...result(partial, (nowUs() - t0) / 1e6, (nowUs() - t0) / 1e6) });
+    for (const w of workers) w.kill('SIGKILL');
+    process.exit(3);
+  }, cfg.timeoutSeconds * 1000);
   const t0 = nowUs();
   const measuredConnect = cfg.mode !== 'fanout';
-  if (measuredConnect) emit({ event: 'window-start' });
+  if (measuredConnect) { emit({ event: 'window-start' }); windowOpen = true; }
   const connected = await ask('connect', 'connected');
   const connectSeconds = (nowUs() - t0) / 1e6;
-  if (measuredConnect) emit({ event: 'window-end' });
+  if (measuredConnect) { emit({ event: 'window-end' }); windowOpen = false; }
   let done = connected;
   let windowSeconds = connectSeconds;
   emit({ event: 'connected', open: sum(connected, 'open'), seconds: round(connectSeconds) });
   if (cfg.mode === 'fanout') {
     await new Promise((r) => setTimeout(r, cfg.pauseSeconds * 1000));
     emit({ event: 'window-start' });
+    windowOpen = true;
     const t1 = nowUs();
     done = await ask('go', 'done');
     windowSeconds = (nowUs() - t1) / 1e6;
     emit({ event: 'window-end' });
+    windowOpen = false;
   }
   emit({ event: 'result', ...result(done, connectSeconds, windowSeconds) });
   for (const w of workers) w.send('close');
