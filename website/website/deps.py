@@ -7,6 +7,7 @@ worker thread, a thread hop per dependency per request (tests/test_dependencies.
 """
 
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any, cast
 from urllib.parse import quote
 
@@ -20,9 +21,9 @@ from website.csrf import check_csrf, submitted_token
 from website.forms import UNSAFE_METHODS, check_body
 from website.models import Room, User, UserSession
 from website.passwords import Hasher
-from website.rooms import get_room, room_exists
+from website.rooms import get_room
 from website.services import Services
-from website.sessions import load_session
+from website.sessions import load_session, load_session_in_room
 from website.tokens import TokenIssuer
 
 __all__ = ["UNSAFE_METHODS"]
@@ -57,6 +58,11 @@ async def get_db(services: AppServices) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+async def get_read_db(services: AppServices) -> AsyncIterator[AsyncSession]:
+    async with services.read_sessionmaker() as session:
+        yield session
+
+
 async def get_issuer(services: AppServices) -> TokenIssuer:
     return services.issuer
 
@@ -70,6 +76,8 @@ async def get_hasher(services: AppServices) -> Hasher:
 
 
 Db = Annotated[AsyncSession, Depends(get_db)]
+# AUTOCOMMIT (no BEGIN/ROLLBACK): only for routes that write nothing but the session's touch.
+ReadDb = Annotated[AsyncSession, Depends(get_read_db)]
 PasswordHasher = Annotated[Hasher, Depends(get_hasher)]
 Issuer = Annotated[TokenIssuer, Depends(get_issuer)]
 Chat = Annotated[ChatControl, Depends(get_chat_control)]
@@ -79,11 +87,18 @@ Chat = Annotated[ChatControl, Depends(get_chat_control)]
 
 
 async def load_caller(request: Request, db: Db, settings: AppSettings) -> UserSession | None:
-    """Look the session cookie up once per request; templates read it from request.state."""
+    """Look the session cookie up once per request; templates read it from request.state,
+    where a guard that looked it up with more (api_caller_in_room) has already put it."""
+    loaded: UserSession | None = getattr(request.state, "session", _NOT_LOADED)
+    if loaded is not _NOT_LOADED:
+        return loaded
     cookie = request.cookies.get(cookies.session_name(settings))
     session = await load_session(db, cookie, settings)
     request.state.session = session
     return session
+
+
+_NOT_LOADED: Any = object()
 
 
 Caller = Annotated[UserSession | None, Depends(load_caller)]
@@ -110,13 +125,6 @@ async def live_session(caller: Caller) -> UserSession:
     return caller
 
 
-async def api_session(caller: Caller) -> UserSession:
-    """The caller's session, for the API (its sid goes into chat tokens)."""
-    if caller is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Log in first.")
-    return caller
-
-
 async def page_session(request: Request, caller: Caller) -> UserSession:
     """The caller's session, for pages that act on it (password change)."""
     await page_user(request, caller)
@@ -127,8 +135,36 @@ async def page_session(request: Request, caller: Caller) -> UserSession:
 PageUser = Annotated[User, Depends(page_user)]
 ApiUser = Annotated[User, Depends(api_user)]
 LiveSession = Annotated[UserSession, Depends(live_session)]
-ApiSession = Annotated[UserSession, Depends(api_session)]
 PageSession = Annotated[UserSession, Depends(page_session)]
+
+
+@dataclass(frozen=True)
+class CallerInRoom:
+    session: UserSession
+    room: str
+    room_found: bool
+
+    def room_or_404(self) -> str:
+        """The room's name; 404 once CSRF and the body check have passed (the route asks)."""
+        if not self.room_found:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "No such room.")
+        return self.room
+
+
+async def api_caller_in_room(
+    request: Request, name: str, db: ReadDb, settings: AppSettings
+) -> CallerInRoom:
+    """The caller's session and whether room `name` exists, in one query on an AUTOCOMMIT
+    session (a chat token's hot path: no BEGIN/ROLLBACK); 401 without a session, as api_user."""
+    cookie = request.cookies.get(cookies.session_name(settings))
+    session, room_found = await load_session_in_room(db, cookie, settings, name)
+    request.state.session = session  # load_caller (CSRF) takes it from here
+    if session is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Log in first.")
+    return CallerInRoom(session, name, room_found)
+
+
+ApiCallerInRoom = Annotated[CallerInRoom, Depends(api_caller_in_room)]
 
 
 # --- the resource -----------------------------------------------------------------------
@@ -142,17 +178,6 @@ async def room_or_404(name: str, db: Db) -> Room:
 
 
 RoomOr404 = Annotated[Room, Depends(room_or_404)]
-
-
-async def room_name_or_404(name: str, db: Db) -> str:
-    """The room's name, for routes that need no more: one column, no owner joined, no ORM row."""
-    found = await room_exists(db, name)
-    if not found:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "No such room.")
-    return name
-
-
-RoomNameOr404 = Annotated[str, Depends(room_name_or_404)]
 
 
 async def owned_room(room: RoomOr404, user: PageUser) -> Room:
