@@ -41,43 +41,47 @@ class Redirect(Exception):
 # --- the app's collaborators (create_app keeps settings, the lifespan the rest) ---------
 
 
-async def get_settings(request: Request) -> Settings:
+# FastAPI solves a dependency's whole sub-tree again at every place that names it (a cached
+# value skips only the last call), so the collaborators below read app.state through these
+# plain helpers rather than depending on AppServices: a level less per use.
+def settings_of(request: Request) -> Settings:
     return cast(Settings, request.app.state.settings)
 
 
-async def get_services(request: Request) -> Services:
+def services_of(request: Request) -> Services:
     return cast(Services, request.app.state.services)
+
+
+async def get_settings(request: Request) -> Settings:
+    return settings_of(request)
+
+
+async def get_services(request: Request) -> Services:
+    return services_of(request)
 
 
 AppSettings = Annotated[Settings, Depends(get_settings)]
 AppServices = Annotated[Services, Depends(get_services)]
 
 
-async def get_db(services: AppServices) -> AsyncIterator[AsyncSession]:
-    async with services.sessionmaker() as session:
+async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
+    async with services_of(request).sessionmaker() as session:
         yield session
 
 
-async def get_read_db(services: AppServices) -> AsyncIterator[AsyncSession]:
-    async with services.read_sessionmaker() as session:
-        yield session
+async def get_issuer(request: Request) -> TokenIssuer:
+    return services_of(request).issuer
 
 
-async def get_issuer(services: AppServices) -> TokenIssuer:
-    return services.issuer
+async def get_chat_control(request: Request) -> ChatControl:
+    return services_of(request).chat_control
 
 
-async def get_chat_control(services: AppServices) -> ChatControl:
-    return services.chat_control
-
-
-async def get_hasher(services: AppServices) -> Hasher:
-    return services.hasher
+async def get_hasher(request: Request) -> Hasher:
+    return services_of(request).hasher
 
 
 Db = Annotated[AsyncSession, Depends(get_db)]
-# AUTOCOMMIT (no BEGIN/ROLLBACK): only for routes that write nothing but the session's touch.
-ReadDb = Annotated[AsyncSession, Depends(get_read_db)]
 PasswordHasher = Annotated[Hasher, Depends(get_hasher)]
 Issuer = Annotated[TokenIssuer, Depends(get_issuer)]
 Chat = Annotated[ChatControl, Depends(get_chat_control)]
@@ -87,18 +91,11 @@ Chat = Annotated[ChatControl, Depends(get_chat_control)]
 
 
 async def load_caller(request: Request, db: Db, settings: AppSettings) -> UserSession | None:
-    """Look the session cookie up once per request; templates read it from request.state,
-    where a guard that looked it up with more (api_caller_in_room) has already put it."""
-    loaded: UserSession | None = getattr(request.state, "session", _NOT_LOADED)
-    if loaded is not _NOT_LOADED:
-        return loaded
+    """Look the session cookie up once per request; templates read it from request.state."""
     cookie = request.cookies.get(cookies.session_name(settings))
     session = await load_session(db, cookie, settings)
     request.state.session = session
     return session
-
-
-_NOT_LOADED: Any = object()
 
 
 Caller = Annotated[UserSession | None, Depends(load_caller)]
@@ -151,14 +148,16 @@ class CallerInRoom:
         return self.room
 
 
-async def api_caller_in_room(
-    request: Request, name: str, db: ReadDb, settings: AppSettings
-) -> CallerInRoom:
+async def api_caller_in_room(request: Request, name: str) -> CallerInRoom:
     """The caller's session and whether room `name` exists, in one query on an AUTOCOMMIT
-    session (a chat token's hot path: no BEGIN/ROLLBACK); 401 without a session, as api_user."""
+    session of its own (a chat token's hot path: no BEGIN/ROLLBACK, and the connection goes
+    back to the pool before the route runs); 401 without a session, as api_user.
+    The session and its user come back detached, every column loaded: read, never written."""
+    settings = settings_of(request)
     cookie = request.cookies.get(cookies.session_name(settings))
-    session, room_found = await load_session_in_room(db, cookie, settings, name)
-    request.state.session = session  # load_caller (CSRF) takes it from here
+    async with services_of(request).read_sessionmaker() as db:
+        session, room_found = await load_session_in_room(db, cookie, settings, name)
+    request.state.session = session  # as load_caller does, for templates and error pages
     if session is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Log in first.")
     return CallerInRoom(session, name, room_found)
@@ -198,6 +197,16 @@ async def csrf_protect(request: Request, caller: Caller) -> None:
         check_csrf(request, caller, await submitted_token(request))
 
 
+async def csrf_protect_in_room(request: Request, caller: ApiCallerInRoom) -> None:
+    """csrf_protect on the session api_caller_in_room found (no second lookup, no Db)."""
+    if request.method in UNSAFE_METHODS:
+        check_csrf(request, caller.session, await submitted_token(request))
+
+
+# Every unsafe route depends on one of these (tests/test_csrf.py).
+CSRF_CHECKS: frozenset[Callable[..., Any]] = frozenset({csrf_protect, csrf_protect_in_room})
+
+
 def protected_router(*guards: Callable[..., Any], prefix: str = "") -> APIRouter:
     """A router whose routes run these guards first, then the CSRF check, then the body check.
 
@@ -205,9 +214,17 @@ def protected_router(*guards: Callable[..., Any], prefix: str = "") -> APIRouter
     rather than a CSRF refusal; CSRF always comes before anything looks at what was sent, and
     the body check (forms.check_body: encoding, clean text) comes before any route reads it.
     """
-    dependencies = [
-        *(Depends(guard) for guard in guards),
-        Depends(csrf_protect),
-        Depends(check_body),
-    ]
+    return _router(prefix, *guards, csrf_protect)
+
+
+def room_api_router(prefix: str = "") -> APIRouter:
+    """protected_router(api_user) for API routes on one room, path parameter `name`: the guard
+    is api_caller_in_room (session, user and room in one read-only query), the CSRF check
+    reads its session. The route asks CallerInRoom.room_or_404() (after CSRF, as a 404 guard
+    of its own would). Fewer dependencies and queries: the chat token's hot path."""
+    return _router(prefix, api_caller_in_room, csrf_protect_in_room)
+
+
+def _router(prefix: str, *guards: Callable[..., Any]) -> APIRouter:
+    dependencies = [*(Depends(guard) for guard in guards), Depends(check_body)]
     return APIRouter(prefix=prefix, dependencies=dependencies)

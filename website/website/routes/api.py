@@ -7,9 +7,9 @@ from website.deps import (
     ApiCallerInRoom,
     Db,
     Issuer,
-    api_caller_in_room,
     api_user,
     protected_router,
+    room_api_router,
 )
 from website.logging import get_logger
 from website.metrics import TOKENS_ISSUED
@@ -20,8 +20,8 @@ from website.tracing import tracer
 from website.wire import WS_PATH_PREFIX
 
 router = protected_router(api_user, prefix="/api")
-# The chat token's own guard: the session and the room in one read-only query.
-token_router = protected_router(api_caller_in_room, prefix="/api")
+# The chat token's: the session, its user and the room in one read-only query.
+token_router = room_api_router(prefix="/api")
 log = get_logger(__name__)
 
 
