@@ -13,6 +13,7 @@ from website.routes import account, accounts, api, health, rooms
 # Every router create_app includes (website/app.py).
 ROUTERS = (
     health.router,
+    api.token_router,
     api.router,
     accounts.router,
     accounts.logout_router,

@@ -1,9 +1,7 @@
 """JSON logs with trace ids under a span; spans for requests, queries, tokens; no secrets."""
 
-import io
 import json
 import logging
-from collections.abc import Iterator
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
@@ -20,20 +18,27 @@ def spans(tracer_provider: TracerProvider) -> InMemorySpanExporter:
     return exporter
 
 
+class Output:
+    """What the website has written to stdout so far in this test (both paths: our own
+    loggers' lines and stdlib logging's), read through pytest's capsys."""
+
+    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
+        self._capsys = capsys
+        self._text = ""
+
+    def getvalue(self) -> str:
+        self._text += self._capsys.readouterr().out
+        return self._text
+
+
 @pytest.fixture
-def logs() -> Iterator[io.StringIO]:
-    """What the website writes to stdout, through the very formatter production uses."""
-    root = logging.getLogger()
-    buffer = io.StringIO()
-    handler = logging.StreamHandler(buffer)
-    handler.setFormatter(root.handlers[0].formatter)
-    root.addHandler(handler)
-    yield buffer
-    root.removeHandler(handler)
+def logs(capsys: pytest.CaptureFixture[str]) -> Output:
+    capsys.readouterr()  # what the fixtures before this one wrote is not this test's
+    return Output(capsys)
 
 
 async def test_token_request_is_traced_and_logged_without_secrets(
-    user: Browser, spans: InMemorySpanExporter, logs: io.StringIO
+    user: Browser, spans: InMemorySpanExporter, logs: Output
 ) -> None:
     room = unique_room()
     await user.create_room(room)
@@ -52,7 +57,7 @@ async def test_token_request_is_traced_and_logged_without_secrets(
     assert token not in out and user.email not in out
 
 
-async def test_login_logs_carry_no_password_or_session(user: Browser, logs: io.StringIO) -> None:
+async def test_login_logs_carry_no_password_or_session(user: Browser, logs: Output) -> None:
     await user.logout()
     await user.login(user.email)
     out = logs.getvalue()
@@ -61,7 +66,7 @@ async def test_login_logs_carry_no_password_or_session(user: Browser, logs: io.S
     assert user.http.cookies["parley_session"] not in out
 
 
-def test_tracebacks_are_structured_and_carry_no_locals(logs: io.StringIO) -> None:
+def test_tracebacks_are_structured_and_carry_no_locals(logs: Output) -> None:
     def fail(password: str) -> None:
         raise ValueError("boom")
 

@@ -2,15 +2,17 @@
 
 import hashlib
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
 from jwt import PyJWK
-from sqlalchemy import update
+from sqlalchemy import Connection, event, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.utils import Browser, unique_room
-from website.models import User
+from website.models import User, UserSession
+from website.services import Services
 from website.sessions import COOKIE_NAME
 from website.tokens import TokenIssuer
 
@@ -100,3 +102,67 @@ async def test_user_revoked_notice_names_the_user_only(
     assert claims["purpose"] == "user_revoked" and claims["user"] == str(user_id)
     assert claims["sub"] == "parley-website" and "room" not in claims
     assert claims["exp"] - claims["iat"] <= 30 and claims["nbf"] == claims["iat"]
+
+
+async def test_a_token_costs_one_query_outside_any_transaction(
+    user: Browser, services: Services
+) -> None:
+    room = unique_room()
+    await user.create_room(room)
+    csrf = await user.csrf()
+    seen: list[tuple[str, object]] = []
+
+    def record(conn: Connection, _c: Any, statement: str, *_: Any) -> None:
+        seen.append((statement, conn.get_execution_options().get("isolation_level")))
+
+    event.listen(services.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        headers = {"X-CSRF-Token": csrf}
+        response = await user.http.post(f"/api/rooms/{room}/token", headers=headers)
+        missing = await user.http.post("/api/rooms/no-such-room/token", headers=headers)
+    finally:
+        event.remove(services.engine.sync_engine, "before_cursor_execute", record)
+    assert response.status_code == 200 and missing.status_code == 404
+    # Session, user and room in one SELECT each time; AUTOCOMMIT, so no BEGIN/ROLLBACK either.
+    assert len(seen) == 2, seen
+    assert all(level == "AUTOCOMMIT" for _, level in seen), seen
+
+
+async def _session_row(db: AsyncSession, email: str) -> UserSession | None:
+    db.expire_all()
+    owner = select(User.id).where(User.email == email).scalar_subquery()
+    row: UserSession | None = await db.scalar(
+        select(UserSession).where(UserSession.user_id == owner)
+    )
+    return row
+
+
+async def test_a_token_request_keeps_the_session_live_and_ends_an_expired_one(
+    user: Browser, db: AsyncSession
+) -> None:
+    # Its lookup runs on an AUTOCOMMIT session: its writes must still land.
+    room = unique_room()
+    await user.create_room(room)
+    csrf = await user.csrf()
+    row = await _session_row(db, user.email)
+    assert row is not None
+    a_while_ago = datetime.now(UTC) - timedelta(minutes=5)
+    await db.execute(
+        update(UserSession)
+        .where(UserSession.id_hash == row.id_hash)
+        .values(last_seen_at=a_while_ago)
+    )
+    await db.commit()
+    headers = {"X-CSRF-Token": csrf}
+    assert (await user.http.post(f"/api/rooms/{room}/token", headers=headers)).status_code == 200
+    touched = await _session_row(db, user.email)
+    assert touched is not None and touched.last_seen_at > a_while_ago + timedelta(minutes=4)
+
+    await db.execute(
+        update(UserSession)
+        .where(UserSession.id_hash == row.id_hash)
+        .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    )
+    await db.commit()
+    assert (await user.http.post(f"/api/rooms/{room}/token", headers=headers)).status_code == 401
+    assert await _session_row(db, user.email) is None

@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from website import cookies
 from website.chat_control import ChatControl, bus_client
 from website.config import Settings
-from website.db import create_engine, create_sessionmaker
+from website.db import create_engine, create_read_sessionmaker, create_sessionmaker
 from website.deps import Redirect
 from website.headers import SecurityHeadersMiddleware
 from website.logging import get_logger
@@ -75,6 +75,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.services = Services(
             engine=engine,
             sessionmaker=sessionmaker,
+            read_sessionmaker=create_read_sessionmaker(engine),
             issuer=issuer,
             http=http,
             bus=bus,
@@ -182,6 +183,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(SecurityHeadersMiddleware, settings=settings)
     app.add_middleware(RequestContextMiddleware)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+    # The chat token first: routing (and the tracer's route lookup) tries routes in order,
+    # and it is the hottest; no other path matches it.
+    app.include_router(api.token_router)
     app.include_router(health.router)
     app.include_router(api.router)
     app.include_router(accounts.router)

@@ -42,3 +42,12 @@ def _refuse_closed(
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def create_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions whose statements each commit on their own (AUTOCOMMIT, the same pool): a
+    read-only request skips the BEGIN and ROLLBACK round trips. Only for work where every
+    statement stands alone; anything that writes two things together takes the other one."""
+    return async_sessionmaker(
+        engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+    )

@@ -38,7 +38,8 @@ async def check_body(request: Request) -> None:
     if request.method not in UNSAFE_METHODS:
         return
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if request.url.path.startswith("/api/"):
+    # The scope's path, not request.url (which builds and parses a whole URL each time).
+    if request.scope["path"].startswith("/api/"):
         if _has_body(request):
             raise HTTPException(
                 status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "This endpoint takes no request body."

@@ -54,12 +54,6 @@ async def get_room(db: AsyncSession, name: str) -> Room | None:
     return room
 
 
-async def room_exists(db: AsyncSession, name: str) -> bool:
-    """Whether the room is there, in one indexed lookup that loads nothing."""
-    found = await db.scalar(select(Room.id).where(Room.name == name))
-    return found is not None
-
-
 async def list_rooms(db: AsyncSession, page: int, limit: int, search: str = "") -> RoomPage:
     """One page of rooms, newest first; one row more than asked says whether there is a next.
     With `search`, only rooms whose name or title contains it (case-insensitively)."""

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from website.config import Settings
 from website.cookies import SESSION
-from website.models import User, UserSession
+from website.models import Room, User, UserSession
 
 COOKIE_NAME = SESSION  # the name over plain HTTP; cookies.session_name() decides
 # Our ids are 43 characters; anything much longer is not one of ours and is not looked up.
@@ -56,13 +56,47 @@ async def create_session(db: AsyncSession, user: User, settings: Settings) -> Ne
     return NewSession(session_id, row)
 
 
+def _lookup(session_id: str | None) -> bytes | None:
+    """The hash to look up, or None for a cookie that cannot be one of ours."""
+    if not session_id or len(session_id) > _MAX_COOKIE_CHARS:
+        return None
+    return _hash(session_id)
+
+
 async def load_session(
     db: AsyncSession, session_id: str | None, settings: Settings
 ) -> UserSession | None:
     """The live session for this cookie value, or None; expired sessions are deleted."""
-    if not session_id or len(session_id) > _MAX_COOKIE_CHARS:
+    id_hash = _lookup(session_id)
+    if id_hash is None:
         return None
-    row = await db.scalar(select(UserSession).where(UserSession.id_hash == _hash(session_id)))
+    row = await db.scalar(select(UserSession).where(UserSession.id_hash == id_hash))
+    return await _keep_live(db, row, settings)
+
+
+async def load_session_in_room(
+    db: AsyncSession, session_id: str | None, settings: Settings, room: str
+) -> tuple[UserSession | None, bool]:
+    """load_session, and whether the room named `room` exists, in one query (a chat token's
+    whole lookup). Without a live session the room is not known, and reads as absent."""
+    id_hash = _lookup(session_id)
+    if id_hash is None:
+        return None, False
+    room_id = select(Room.id).where(Room.name == room).scalar_subquery()
+    found = (
+        await db.execute(select(UserSession, room_id).where(UserSession.id_hash == id_hash))
+    ).first()
+    if found is None:
+        return None, False
+    session = await _keep_live(db, found[0], settings)
+    return session, session is not None and found[1] is not None
+
+
+async def _keep_live(
+    db: AsyncSession, row: UserSession | None, settings: Settings
+) -> UserSession | None:
+    """Delete the row if it has expired (or its user is deactivated); touch it now and then.
+    Each write is one statement, so this is also right on an AUTOCOMMIT session."""
     if row is None:
         return None
     now = _now()

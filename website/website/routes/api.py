@@ -4,13 +4,12 @@ from fastapi import Response
 from pydantic import BaseModel
 
 from website.deps import (
-    ApiSession,
-    ApiUser,
+    ApiCallerInRoom,
     Db,
     Issuer,
-    RoomNameOr404,
     api_user,
     protected_router,
+    room_api_router,
 )
 from website.logging import get_logger
 from website.metrics import TOKENS_ISSUED
@@ -21,6 +20,8 @@ from website.tracing import tracer
 from website.wire import WS_PATH_PREFIX
 
 router = protected_router(api_user, prefix="/api")
+# The chat token's: the session, its user and the room in one read-only query.
+token_router = room_api_router(prefix="/api")
 log = get_logger(__name__)
 
 
@@ -59,10 +60,11 @@ async def api_rooms(db: Db, paging: Paging, response: Response) -> list[RoomOut]
     ]
 
 
-@router.post("/rooms/{name}/token")
-async def chat_token(
-    user: ApiUser, session: ApiSession, room: RoomNameOr404, issuer: Issuer
-) -> ChatToken:
+@token_router.post("/rooms/{name}/token")
+async def chat_token(caller: ApiCallerInRoom, issuer: Issuer) -> ChatToken:
+    room = caller.room_or_404()
+    session = caller.session
+    user = session.user
     with tracer.start_as_current_span("chat_token.issue", attributes={"parley.room": room}):
         token = issuer.issue(user, room, sid=sid_of(session.id_hash))
     TOKENS_ISSUED.inc()
