@@ -1,10 +1,11 @@
 """What an idle socket keeps once it has joined its room: not its handshake's headers (the
-token among them), which were about a third of its memory."""
+token among them), which were about a third of its memory, nor its ended handshake span."""
 
 from __future__ import annotations
 
 import gc
 
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from websockets.http11 import Request
 
 from chat import wire
@@ -38,3 +39,17 @@ async def test_a_joined_socket_holds_no_request_headers(start_chat: StartChat) -
         # The socket still works after: a message goes out and comes back.
         await ws.send('{"type": "message", "text": "still here"}')
         assert (await recv_type(ws, wire.FRAME_MESSAGE))["text"] == "still here"
+
+
+async def test_a_joined_socket_keeps_only_its_handshake_link(
+    start_chat: StartChat, spans: InMemorySpanExporter
+) -> None:
+    chat = await start_chat()
+    async with chat.join(sub="idle", name="Idle") as ws:
+        await recv_type(ws, wire.FRAME_WELCOME)
+        trace = server_side(chat, "idle").handshake_trace
+        assert trace is not None
+        assert not trace.span.get_span_context().is_valid  # the ended span is not kept
+        [handshake] = [s for s in spans.get_finished_spans() if s.name == "ws.handshake"]
+        [link] = trace.links
+        assert link.context == handshake.get_span_context()
