@@ -17,24 +17,33 @@ from .auth import Identity
 class ChatConnection(ServerConnection):
     """A server connection that knows who is on the other end (set by the gate)."""
 
-    identity: Identity
-    request_id: str = ""
-    handshake_trace: telemetry.RequestTrace | None = None  # set by the gate, not for /healthz
-    # Keepalive (keepalive.Watchdog): the payload of our unanswered ping, when it was sent,
-    # and when the next one is due. One ping at a time: a pong for it proves the client has
-    # read everything written before it.
-    ping_payload: bytes | None = None
-    ping_sent_at: float = 0.0
-    next_ping_at: float = 0.0
-    cut_reason: str | None = None  # set once when cut as a slow consumer
-    # Called once when the TCP connection is gone (the node cap's release).
-    on_lost: Callable[[], None] | None = None
-    # Broadcast frames queued in this loop iteration (prepared.Cork), written in one go.
-    corked: list[bytes] | None = None
-    corked_bytes: int = 0
-    # The welcome's size, allowed on top of SEND_BUFFER_BYTES until the client has read it:
-    # a big room's member list alone may exceed the bound (keepalive.Watchdog.over_bound).
-    welcome_allowance: int = 0
+    # Slots: websockets' own attributes fill the instance's inline values; ours on top would
+    # turn them into a dict of ~1.6 KiB per socket.
+    __slots__ = ("corked", "corked_bytes", "cut_reason", "handshake_trace", "identity",
+                 "next_ping_at", "on_lost", "ping_payload", "ping_sent_at", "request_id",
+                 "welcome_allowance")  # fmt: skip
+
+    identity: Identity  # set by the gate before the upgrade
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.request_id = ""
+        self.handshake_trace: telemetry.RequestTrace | None = None  # not for /healthz
+        # Keepalive (keepalive.Watchdog): the payload of our unanswered ping, when it was
+        # sent, and when the next one is due. One ping at a time: a pong for it proves the
+        # client has read everything written before it.
+        self.ping_payload: bytes | None = None
+        self.ping_sent_at = 0.0
+        self.next_ping_at = 0.0
+        self.cut_reason: str | None = None  # set once when cut as a slow consumer
+        # Called once when the TCP connection is gone (the node cap's release).
+        self.on_lost: Callable[[], None] | None = None
+        # Broadcast frames queued in this loop iteration (prepared.Cork), written in one go.
+        self.corked: list[bytes] | None = None
+        self.corked_bytes = 0
+        # The welcome's size, allowed on top of SEND_BUFFER_BYTES until the client has read
+        # it: a big room's member list alone may exceed the bound (Watchdog.over_bound).
+        self.welcome_allowance = 0
 
     def unsent_bytes(self) -> int:
         """What the client has yet to get: the transport's buffer and the queued frames."""
@@ -67,6 +76,16 @@ class ChatConnection(ServerConnection):
             # Rejected (by the gate, by websockets, 503 while shutting down) or client gone.
             ht.end(status)
         # Accepted: the handler ends the span once the socket has joined its room.
+
+    def forget_handshake(self) -> None:
+        """Empties the upgrade's request and response headers once the socket has joined its
+        room: nothing reads them later, and they (the token among them) were about a third of
+        an idle socket's memory. The objects stay: websockets takes `request is None` to mean
+        that no handshake has arrived yet, and its parser keeps the request for the socket's
+        life anyway."""
+        for message in (self.request, self.response):
+            if message is not None:
+                message.headers.clear()
 
     def acknowledge_pings(self, data: bytes) -> None:
         # Our keepalive pings never go through ping(), so websockets' own bookkeeping

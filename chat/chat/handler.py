@@ -76,6 +76,7 @@ class ChatHandler:
         if refusal is not None:
             await ws.close(code, text)  # waits at most close_timeout for the client
             return
+        ws.forget_handshake()
         try:
             await self._messages(ws, room, user, ht.links)
         finally:

@@ -8,6 +8,8 @@ from collections.abc import Callable
 
 
 class TokenBucket:
+    __slots__ = ("_burst", "_clock", "_last", "_rate", "_tokens")
+
     def __init__(
         self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic
     ) -> None:
@@ -30,15 +32,21 @@ class TokenBucket:
 class FloodGuard:
     """Counts rejections in a sliding window; trips when `limit` fall within `window_s`."""
 
+    __slots__ = ("_clock", "_hits", "_limit", "_window_s")
+
     def __init__(
         self, limit: int, window_s: float, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self._limit = limit
         self._window_s = window_s
         self._clock = clock
-        self._hits: deque[float] = deque(maxlen=limit)
+        # Made at the first rejection: an empty deque costs ~0.7 KiB, and most connections
+        # are never rate limited.
+        self._hits: deque[float] | None = None
 
     def record(self) -> bool:
         now = self._clock()
+        if self._hits is None:
+            self._hits = deque(maxlen=self._limit)
         self._hits.append(now)
         return len(self._hits) == self._limit and now - self._hits[0] <= self._window_s

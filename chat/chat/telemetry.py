@@ -125,6 +125,9 @@ class RequestTrace:
             ok = status in (101, 200)
             span.set_attribute(OUTCOME, "accepted" if ok else "rejected")
         span.end()
+        # The ended span (attributes, resource, events: ~2 KiB) is not kept for the socket's
+        # life: its links (a SpanContext) are all the later broadcasts need.
+        self.span = trace.INVALID_SPAN
         token, self._token = self._token, None
         context.detach(token)  # type: ignore[arg-type]
 

@@ -37,6 +37,8 @@ def is_typing(raw: str | bytes) -> bool:
 class TypingGate:
     """One per connection: lets a typing frame through at most once per interval."""
 
+    __slots__ = ("_clock", "_interval", "_last")
+
     def __init__(
         self, interval_s: float = TYPING_INTERVAL_S, clock: Callable[[], float] = time.monotonic
     ) -> None:
