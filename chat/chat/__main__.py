@@ -10,8 +10,8 @@ import structlog
 import uvloop
 from prometheus_client import start_http_server
 
+from . import gc_tuning, telemetry
 from . import log as logsetup
-from . import telemetry
 from .config import Settings, load_settings
 from .server import build_servers
 
@@ -41,6 +41,7 @@ def main() -> None:
     tracing = telemetry.configure()
     log.info("chat starting", host=settings.host, port=settings.port,
              jwks_url=settings.jwks_url, trace_export=telemetry.export_enabled())  # fmt: skip
+    gc_tuning.tune()
     try:
         # uvloop: the same asyncio API with transports in C, cheaper per write and per
         # handshake (docs/design.md §11).

@@ -55,12 +55,30 @@ class ChatConnection(ServerConnection):
         if corked and not self.transport.is_closing():  # aborted or lost: nobody to write to
             self.transport.write(corked[0] if len(corked) == 1 else b"".join(corked))
 
+    response_held: bool = False  # the 101 has been queued (below), not written at once
+
     def send_data(self) -> None:
         # Everything websockets writes (pongs, close frames, ws.send(), our pings) goes
         # through here: queued broadcast frames go first, so nothing ever overtakes them.
+        if not self.response_held and self.protocol.state is State.OPEN:
+            self.response_held = True
+            if all(self.protocol.writes):  # no end of stream (b"") to act on: only the 101
+                self._hold_response()
+                return
         if self.corked:
             self.uncork()
         super().send_data()
+
+    def _hold_response(self) -> None:
+        """Queues the 101, the first thing written once the protocol is OPEN, to be written
+        at the end of this loop iteration: the handler runs next in this same task and, when
+        the room is linked already, queues the welcome in this iteration too, so both leave
+        in one write (one syscall, one segment), the costliest part of a handshake after the
+        signature check. A room still being linked gets its 101 alone, as before."""
+        data = self.protocol.data_to_send()
+        self.corked = [*data, *(self.corked or ())]
+        self.corked_bytes += sum(map(len, data))
+        self.loop.call_soon(self.uncork)
 
     async def handshake(self, *args: Any, **kwargs: Any) -> None:
         try:

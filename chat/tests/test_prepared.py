@@ -16,9 +16,10 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from chat import prepared, wire
+from chat.connection import ChatConnection
 from chat.keepalive import Watchdog
 from tests.conftest import StartChat
-from tests.helpers import TIMEOUT_S, RawClient, recv_type, server_frames, until
+from tests.helpers import TIMEOUT_S, Chat, RawClient, recv_type, server_frames, until
 from tests.test_slow_consumers import say, server_side
 
 
@@ -171,3 +172,30 @@ async def test_websockets_own_writes_never_overtake_queued_frames(start_chat: St
         with pytest.raises(ConnectionClosedOK):
             await a.recv()
         assert a.close_code == wire.CLOSE_GOING_AWAY
+
+
+async def test_upgrade_and_welcome_leave_in_one_write(
+    chat: Chat, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a room already linked, the 101 waits for the welcome queued in the same loop
+    iteration and both go out in one write (ChatConnection._hold_response)."""
+    writes: list[bytes] = []
+    made = ChatConnection.connection_made
+
+    def counting(self: ChatConnection, transport: asyncio.BaseTransport) -> None:
+        made(self, transport)
+        write = transport.write  # type: ignore[attr-defined]
+
+        def record(data: bytes) -> None:
+            writes.append(bytes(data))
+            write(data)
+
+        transport.write = record  # type: ignore[attr-defined]
+
+    async with chat.join(sub="first") as first:  # links the room
+        await recv_type(first, wire.FRAME_WELCOME)
+        monkeypatch.setattr(ChatConnection, "connection_made", counting)
+        async with chat.join(sub="second") as second:
+            await recv_type(second, wire.FRAME_WELCOME)
+            assert writes[0].startswith(b"HTTP/1.1 101"), writes[:1]
+            assert b'"type":"welcome"' in writes[0], writes[:2]
