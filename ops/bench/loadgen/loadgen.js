@@ -16,7 +16,7 @@
 const { fork } = require('child_process');
 const crypto = require('crypto');
 const fs = require('fs');
-const { WebSocket } = require('ws');
+const wsclient = require('./wsclient');
 
 const DEFAULTS = {
   mode: 'fanout',
@@ -174,30 +174,29 @@ function worker(index) {
     return new Promise((resolve) => {
       stats.attempted += 1;
       const room = roomName(roomOf(i));
-      // skipUTF8Validation: the server's frames are checked by the tests, not by the load.
-      const options = { perMessageDeflate: false, handshakeTimeout: 15000, maxPayload: 1 << 24,
-                        skipUTF8Validation: true };
       let url = `${cfg.url}/ws/rooms/${room}`;
-      let protocols;
-      if (mint) { options.headers = { Authorization: `Bearer ${tokens.get(i) || mint(i)}` }; protocols = ['parley.v1']; }
-      else url += `?user=u${i}`;
-      if (cfg.origin) options.origin = cfg.origin;
+      const options = { timeoutMs: 15000, headers: {} };
+      if (mint) {
+        options.headers.Authorization = `Bearer ${tokens.get(i) || mint(i)}`;
+        options.protocols = ['parley.v1'];
+      } else url += `?user=u${i}`;
+      if (cfg.origin) options.headers.Origin = cfg.origin;
       const started = nowUs();
-      const ws = new WebSocket(url, protocols, options);
-      const c = { ws, last: new Int32Array(cfg.senders).fill(-1), complete: false,
+      const c = { ws: null, last: new Int32Array(cfg.senders).fill(-1), complete: false,
                   members: cfg.mode === 'join' ? new Set() : null, done: false };
       const finish = (ok) => { if (!c.done) { c.done = true; resolve(ok); } };
       c.welcomed = () => { stats.welcomed += 1; finish(true); };
-      ws.on('upgrade', () => { record(stats.handshake, nowUs() - started); stats.opened += 1; });
-      ws.on('message', (data) => onFrame(c, data));
-      ws.on('unexpected-response', (req, res) => { fail(`http_${res.statusCode}`); ws.terminate(); finish(false); });
-      ws.on('error', (err) => { if (!c.done) fail(err.code || err.message.slice(0, 40)); finish(false); });
-      // A socket closed by the server during the run (after its welcome) counts too: a cut.
-      ws.on('close', (code) => {
-        if (!c.done) fail(`close_${code}`);
-        else if (!closing) fail(`closed_after_welcome_${code}`);
-        finish(false);
-        clients.delete(i);
+      c.ws = wsclient.open(url, options, {
+        upgrade: () => { record(stats.handshake, nowUs() - started); stats.opened += 1; },
+        message: (data) => onFrame(c, data),
+        fail: (why) => { fail(why); finish(false); clients.delete(i); },
+        // A socket closed by the server during the run (after its welcome) counts too: a cut.
+        close: (code) => {
+          if (!c.done) fail(`close_${code}`);
+          else if (!closing) fail(`closed_after_welcome_${code}`);
+          finish(false);
+          clients.delete(i);
+        },
       });
       clients.set(i, c);
     });
@@ -244,7 +243,7 @@ function worker(index) {
           const sender = k % S;
           if (sender % cfg.procs !== index) continue;
           const c = clients.get(sender);
-          if (!c || c.ws.readyState !== WebSocket.OPEN) continue;
+          if (!c || !c.ws.open) continue;
           const seq = Math.floor(k / S);
           c.ws.send(`{"type":"message","text":"${sender}|${seq}|${Math.round(nowUs())}"}`);
           stats.sent += 1;

@@ -4,6 +4,7 @@
 --   TOKEN_COOKIE the Cookie header (the session cookie)
 --   TOKEN_CSRF   the session's CSRF token (the page's <meta name="csrf-token">)
 --   TOKEN_CONNECTIONS  wrk's -c, echoed into the JSON line
+--   TOKEN_RATE   (optional) tokens/s offered; without it every connection asks again at once
 -- wrk's own summary.errors.status counts only statuses >= 400, so each thread counts every
 -- non-2xx (and 429s apart) itself; done() adds them up through the thread objects.
 
@@ -22,10 +23,27 @@ wrk.headers["Cookie"] = cookie
 wrk.headers["X-CSRF-Token"] = csrf
 wrk.headers["Content-Length"] = "0"
 
+-- TOKEN_RATE (optional): the tokens/s offered, spread over the connections. Each connection
+-- waits a random 0.5-1.5x its share of that rate after each answer, so the connections do not
+-- march in step; the rate reached is a little lower (an answer's own time is added).
+local rate = tonumber(os.getenv("TOKEN_RATE") or "")
+local connections = tonumber(os.getenv("TOKEN_CONNECTIONS") or "1")
+if rate then
+  local mean_ms = connections * 1000 / rate
+  function delay()
+    return mean_ms * (0.5 + math.random())
+  end
+end
+
 local threads = {}
 
 function setup(thread)
   table.insert(threads, thread)
+  thread:set("id", #threads)
+end
+
+function init(args)
+  math.randomseed(id)  -- each thread its own delays
 end
 
 -- Per-thread globals (each wrk thread has its own Lua state).

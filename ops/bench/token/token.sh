@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Scenario 6 (issue 14): how many chat tokens per second the website gives out through nginx.
 #
-#   token.sh BASE_URL [SECONDS] [CONNECTIONS] [THREADS]     e.g. token.sh http://nginx 15 32 2
+#   token.sh BASE_URL [SECONDS] [CONNECTIONS] [THREADS] [RATE]   e.g. token.sh http://nginx 15 32 2
+#
+# RATE (tokens/s offered, spread over the connections; 0 or absent: each connection asks again
+# as soon as it is answered, the most the website gives).
 #
 # Run INSIDE a container on the stack's compose network (curl, wrk, and jq or python3): it
 # registers a fresh user, creates a room, checks that one POST /api/rooms/{room}/token
@@ -19,12 +22,14 @@ base=${1:-}
 seconds=${2:-15}
 connections=${3:-32}
 threads=${4:-2}
+rate=${5:-0}
 
 fail() {
   printf '{"scenario":"token","ok":false,"error":"%s"}\n' "$1"
   exit 2
 }
-[[ $base =~ ^https?://[^/]+$ ]] || fail "usage: token.sh BASE_URL [SECONDS] [CONNECTIONS] [THREADS] (BASE_URL like http://nginx, no path)"
+[[ $base =~ ^https?://[^/]+$ ]] || fail "usage: token.sh BASE_URL [SECONDS] [CONNECTIONS] [THREADS] [RATE] (BASE_URL like http://nginx, no path)"
+[[ $rate =~ ^[0-9]{1,5}$ ]] || fail "RATE must be a whole number of tokens/s (0: unpaced)"
 for n in "$seconds" "$connections" "$threads"; do
   [[ $n =~ ^[1-9][0-9]{0,4}$ ]] || fail "SECONDS, CONNECTIONS and THREADS must be positive whole numbers"
 done
@@ -78,6 +83,7 @@ fi
 # The line before it tells ops/bench/run when to start counting CPU (after the set-up's hashing).
 printf '{"event":"window-start"}\n'
 export TOKEN_PATH=$path TOKEN_COOKIE=$cookie TOKEN_CSRF=$csrf TOKEN_CONNECTIONS=$connections
+((rate > 0)) && export TOKEN_RATE=$rate
 wrk --latency -t "$threads" -c "$connections" -d "${seconds}s" -s "$here/token.lua" "$base" \
   >"$work/wrk.out" || fail "wrk failed: $(tr '\n"' ' _' <"$work/wrk.out" | cut -c1-200)"
 [[ -n ${TOKEN_BENCH_VERBOSE:-} ]] && grep -v '^{' "$work/wrk.out" >&2
