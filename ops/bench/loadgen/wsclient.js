@@ -1,10 +1,10 @@
 'use strict';
 // The load generator's WebSocket client (RFC 6455, client side), not product. Node's own http
 // module does the opening handshake (the 'upgrade' event); this file only frames and unframes.
-// Why not the `ws` library here: at 100,000 deliveries/s its per-message machinery (a Writable
-// stream, events, buffer lists) took the load generator's whole core, so the latency measured
-// was the load generator's own queue. This client reads every frame of a TCP read in one loop
-// and hands the payload over as a slice of that read.
+// Why not the `ws` library here: its per-message machinery (a Writable stream, events, buffer
+// lists) is the load generator's own cost; with this client, which reads every frame of a TCP
+// read in one loop and hands the payload over as a slice of that read, the load generator took
+// 75% of its core at 100,000 deliveries/s instead of 81% (same stack, same run).
 //
 //   const c = open(url, { protocols, headers, timeoutMs }, {
 //     upgrade(),            the 101 arrived (the handshake is over)
