@@ -48,7 +48,7 @@ function open(url, options, on) {
   if (options.protocols) headers['Sec-WebSocket-Protocol'] = options.protocols.join(', ');
   const req = http.request({ host: hostname, port: port || 80, path: pathname + search, headers,
                              agent: false });
-  const client = { open: false, socket: null, send: () => {}, terminate: () => req.destroy() };
+  const client = { open: false, send: () => {}, terminate: () => req.destroy() };
   let settled = false; // fail() or upgrade() has been called
   const failOnce = (reason) => { if (!settled) { settled = true; on.fail(reason); } };
   // As the `ws` library's handshakeTimeout: the socket idle that long (no 101 yet) fails it.
@@ -66,7 +66,6 @@ function open(url, options, on) {
     }
     settled = true;
     socket.setNoDelay(true);
-    client.socket = socket;
     client.open = true;
     client.send = (text) => { if (client.open) socket.write(frame(TEXT, Buffer.from(text))); };
     client.terminate = () => socket.destroy();
