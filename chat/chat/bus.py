@@ -133,6 +133,10 @@ class Bus:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[Bus]:
+        # Every session subscribes to what is wanted, and SUBSCRIBE needs a channel: without
+        # one each session would be refused and the bus would reconnect forever.
+        if not self._wanted:
+            raise ValueError("subscribe() to a channel before the bus runs")
         supervisor = asyncio.create_task(self._supervise(), name="bus")
         try:
             yield self

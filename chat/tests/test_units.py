@@ -10,6 +10,7 @@ import pytest
 import structlog
 
 from chat import channels, paths
+from chat.bus import Bus
 from chat.channels import Envelope
 from chat.config import Settings, load_settings
 from chat.presence import RoomView
@@ -226,3 +227,14 @@ def test_exceptions_are_structured_without_locals(log_output: io.StringIO) -> No
         assert record["exception"][0]["exc_type"] == "ValueError"
     assert "s3cret-token" not in log_output.getvalue()
     assert '"locals"' not in log_output.getvalue()
+
+
+async def test_a_bus_with_no_channel_refuses_to_run() -> None:
+    # SUBSCRIBE needs a channel: started without one, every session would be refused and the
+    # bus would reconnect forever. The chat subscribes to the control channel first.
+    bus = Bus(host="127.0.0.1", port=1, password="", node="n1", timeout_s=1.0,
+              backoff_max_s=1.0, on_message=lambda channel, data: None)  # fmt: skip
+    with pytest.raises(ValueError, match="subscribe"):
+        async with bus.running():
+            pass
+    assert not bus.up
