@@ -205,3 +205,18 @@ async def test_healthz_makes_no_span(chat: Chat, spans: InMemorySpanExporter) ->
             pass
     assert info.value.response.status_code == 200
     assert spans.get_finished_spans() == ()
+
+
+@pytest.mark.parametrize(("env", "recording"), [
+    ({}, False), ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}, True),
+])  # fmt: skip
+def test_spans_record_only_when_exported(env: dict[str, str], recording: bool) -> None:
+    # Exporting nothing, a span records nothing, yet has the ids the log lines carry.
+    tracing = telemetry.configure(env)
+    try:
+        span = tracing.provider.get_tracer("test").start_span("x", attributes={"a": 1})
+        assert span.is_recording() is recording
+        assert span.get_span_context().is_valid
+        span.end()
+    finally:
+        tracing.shutdown()

@@ -18,9 +18,10 @@ from website.tracing import configure_tracer_provider
 
 @pytest.fixture(scope="session", autouse=True)
 def tracer_provider() -> Iterator[TracerProvider]:
-    """What __main__ does for the process: JSON logs and the tracer provider."""
+    """What __main__ does for the process: JSON logs and the tracer provider, recording
+    (test_observability collects the spans, as an exporter would)."""
     configure_logging()
-    provider = configure_tracer_provider()
+    provider = configure_tracer_provider(recording=True)
     yield provider
     provider.shutdown()
 

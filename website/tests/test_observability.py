@@ -9,6 +9,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tests.utils import PASSWORD, Browser, unique_room
+from website.tracing import configure_tracer_provider
 
 
 @pytest.fixture(scope="session")
@@ -80,3 +81,19 @@ def test_tracebacks_are_structured_and_carry_no_locals(logs: Output) -> None:
     assert any(frame["name"] == "fail" for frame in error["frames"])
     assert "hunter2-secret" not in logs.getvalue()
     assert all("locals" not in frame for frame in error["frames"])
+
+
+@pytest.mark.parametrize(("endpoint", "recording"), [("", False), ("http://collector:4318", True)])
+def test_spans_record_only_when_exported(
+    monkeypatch: pytest.MonkeyPatch, endpoint: str, recording: bool
+) -> None:
+    # Exporting nothing, a span records nothing, yet has the ids the log lines carry.
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+    provider = configure_tracer_provider()
+    try:
+        span = provider.get_tracer("test").start_span("x", attributes={"a": 1})
+        assert span.is_recording() is recording
+        assert span.get_span_context().is_valid
+        span.end()
+    finally:
+        provider.shutdown()
