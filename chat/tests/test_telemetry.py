@@ -216,7 +216,6 @@ def test_spans_record_only_when_exported(env: dict[str, str], recording: bool) -
     try:
         span = tracing.provider.get_tracer("test").start_span("x", attributes={"a": 1})
         assert span.is_recording() is recording
-        assert span.get_span_context().is_valid
-        span.end()
+        assert span.get_span_context().is_valid  # never ended: nothing for an exporter to send
     finally:
         tracing.shutdown()

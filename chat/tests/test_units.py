@@ -237,4 +237,3 @@ async def test_a_bus_with_no_channel_refuses_to_run() -> None:
     with pytest.raises(ValueError, match="subscribe"):
         async with bus.running():
             pass
-    assert not bus.up
