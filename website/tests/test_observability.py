@@ -83,12 +83,20 @@ def test_tracebacks_are_structured_and_carry_no_locals(logs: Output) -> None:
     assert all("locals" not in frame for frame in error["frames"])
 
 
-@pytest.mark.parametrize(("endpoint", "recording"), [("", False), ("http://collector:4318", True)])
+@pytest.mark.parametrize(("variable", "endpoint", "recording"), [
+    ("OTEL_EXPORTER_OTLP_ENDPOINT", "", False),
+    ("OTEL_EXPORTER_OTLP_ENDPOINT", " ", False),
+    ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318", True),
+    ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://collector:4318/v1/traces", True),
+])  # fmt: skip
 def test_spans_record_only_when_exported(
-    monkeypatch: pytest.MonkeyPatch, endpoint: str, recording: bool
+    monkeypatch: pytest.MonkeyPatch, variable: str, endpoint: str, recording: bool
 ) -> None:
-    # Exporting nothing, a span records nothing, yet has the ids the log lines carry.
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+    # Exporting nothing, a span records nothing, yet has the ids the log lines carry. Either
+    # standard variable turns export on, as in the chat.
+    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(variable, endpoint)
     provider = configure_tracer_provider()
     try:
         span = provider.get_tracer("test").start_span("x", attributes={"a": 1})

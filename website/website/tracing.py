@@ -1,7 +1,8 @@
 """OpenTelemetry: spans for HTTP requests, database queries and token issuing.
 
 Spans always get ids (they appear in the logs); they are recorded and leave the process only
-when the standard OTEL_EXPORTER_OTLP_ENDPOINT is set, so by default nothing is sent or printed.
+when the standard OTEL_EXPORTER_OTLP_ENDPOINT (or ..._TRACES_ENDPOINT) is set, as in the chat,
+so by default nothing is sent or printed.
 The tracer provider is the process's (set up by __main__); an app only instruments itself.
 """
 
@@ -24,7 +25,10 @@ def configure_tracer_provider(*, recording: bool | None = None) -> TracerProvide
     """The process-wide provider; call once, before any app serves. `recording` defaults to
     whether spans are exported (tests that collect spans themselves pass True)."""
     attributes = {} if os.environ.get("OTEL_SERVICE_NAME") else {"service.name": "website"}
-    exporting = bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip())
+    exporting = any(
+        os.environ.get(name, "").strip()
+        for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    )
     # Exporting nothing, spans still get ids (the logs carry them) but record nothing: the
     # attributes no one would read were about 12 % of a chat token's CPU (ops/bench, A/B).
     # Recording, OTEL_TRACES_SAMPLER or the SDK's default decides.
