@@ -5,6 +5,7 @@
 --   TOKEN_CSRF   the session's CSRF token (the page's <meta name="csrf-token">)
 --   TOKEN_CONNECTIONS  wrk's -c, echoed into the JSON line
 --   TOKEN_RATE   (optional) tokens/s offered; without it every connection asks again at once
+--   TOKEN_THREADS      wrk's -t (the rate is shared among the threads)
 -- wrk's own summary.errors.status counts only statuses >= 400, so each thread counts every
 -- non-2xx (and 429s apart) itself; done() adds them up through the thread objects.
 
@@ -23,15 +24,34 @@ wrk.headers["Cookie"] = cookie
 wrk.headers["X-CSRF-Token"] = csrf
 wrk.headers["Content-Length"] = "0"
 
--- TOKEN_RATE (optional): the tokens/s offered, spread over the connections. Each connection
--- waits a random 0.5-1.5x its share of that rate after each answer, so the connections do not
--- march in step; the rate reached is a little lower (an answer's own time is added).
+-- TOKEN_RATE (optional): the tokens/s offered, on a timetable. Each thread sends its share of
+-- the rate at slots a random 0.5-1.5x the mean gap apart, so requests do not march in step;
+-- after each answer, delay() hands the connection the thread's next free slot. A pause that
+-- only followed each answer would offer less than asked (the answer's own time is added);
+-- a slot already past is sent at once, and the timetable restarts from now rather than
+-- bursting to catch up: behind, the rate reached drops below the rate offered and says so.
 local rate = tonumber(os.getenv("TOKEN_RATE") or "")
-local connections = tonumber(os.getenv("TOKEN_CONNECTIONS") or "1")
+local thread_count = tonumber(os.getenv("TOKEN_THREADS") or "1")
 if rate then
-  local mean_ms = connections * 1000 / rate
+  local ffi = require("ffi")  -- wrk's Lua is LuaJIT; it has no wall clock of its own
+  ffi.cdef [[
+    typedef struct { long tv_sec; long tv_nsec; } parley_timespec;
+    int clock_gettime(int clock_id, parley_timespec *tp);
+  ]]
+  local CLOCK_MONOTONIC = 1
+  local now_ts = ffi.new("parley_timespec")
+  local function now_ms()
+    ffi.C.clock_gettime(CLOCK_MONOTONIC, now_ts)
+    return tonumber(now_ts.tv_sec) * 1000 + tonumber(now_ts.tv_nsec) / 1e6
+  end
+  local mean_gap_ms = thread_count * 1000 / rate
+  local last_slot = nil
   function delay()
-    return mean_ms * (0.5 + math.random())
+    local now = now_ms()
+    local slot = (last_slot or now) + mean_gap_ms * (0.5 + math.random())
+    if slot < now then slot = now end
+    last_slot = slot
+    return math.floor(slot - now)
   end
 end
 

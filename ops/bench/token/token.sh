@@ -3,8 +3,8 @@
 #
 #   token.sh BASE_URL [SECONDS] [CONNECTIONS] [THREADS] [RATE]   e.g. token.sh http://nginx 15 32 2
 #
-# RATE (tokens/s offered, spread over the connections; 0 or absent: each connection asks again
-# as soon as it is answered, the most the website gives).
+# RATE (tokens/s offered on a timetable shared by the connections, see README.md; 0 or
+# absent: each connection asks again as soon as it is answered, the most the website gives).
 #
 # Run INSIDE a container on the stack's compose network (curl, wrk, and jq or python3): it
 # registers a fresh user, creates a room, checks that one POST /api/rooms/{room}/token
@@ -82,7 +82,8 @@ fi
 # 5. The load: wrk prints its report on stderr's side; token.lua's done() prints the JSON.
 # The line before it tells ops/bench/run when to start counting CPU (after the set-up's hashing).
 printf '{"event":"window-start"}\n'
-export TOKEN_PATH=$path TOKEN_COOKIE=$cookie TOKEN_CSRF=$csrf TOKEN_CONNECTIONS=$connections
+export TOKEN_PATH=$path TOKEN_COOKIE=$cookie TOKEN_CSRF=$csrf TOKEN_CONNECTIONS=$connections \
+  TOKEN_THREADS=$threads
 ((rate > 0)) && export TOKEN_RATE=$rate
 wrk --latency -t "$threads" -c "$connections" -d "${seconds}s" -s "$here/token.lua" "$base" \
   >"$work/wrk.out" || fail "wrk failed: $(tr '\n"' ' _' <"$work/wrk.out" | cut -c1-200)"
