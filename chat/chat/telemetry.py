@@ -187,8 +187,8 @@ class Telemetry:
 def configure(env: Mapping[str, str] = os.environ) -> Telemetry:
     """Installs the global tracer provider. With no OTLP endpoint configured there is no
     exporter at all and nothing is ever sent or printed; spans then still get ids, for the
-    logs, but record nothing (ALWAYS_OFF): attributes, events and links no one would read
-    cost a few % of a delivery. With an exporter, OTEL_TRACES_SAMPLER or the SDK's default."""
+    logs, but record nothing (ALWAYS_OFF): no attributes, events or links that no one would
+    read. With an exporter, OTEL_TRACES_SAMPLER or the SDK's default."""
     exporting = export_enabled(env)
     provider = TracerProvider(resource=_resource(), shutdown_on_exit=False,
                               sampler=None if exporting else ALWAYS_OFF)  # fmt: skip
