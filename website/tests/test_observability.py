@@ -9,7 +9,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tests.utils import PASSWORD, Browser, unique_room
-from website.tracing import configure_tracer_provider
+from website.tracing import build_tracer_provider
 
 
 @pytest.fixture(scope="session")
@@ -97,7 +97,7 @@ def test_spans_record_only_when_exported(
     for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv(variable, endpoint)
-    provider = configure_tracer_provider()
+    provider = build_tracer_provider()
     try:
         span = provider.get_tracer("test").start_span("x", attributes={"a": 1})
         assert span.is_recording() is recording

@@ -21,9 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 tracer = trace.get_tracer("website")
 
 
-def configure_tracer_provider(*, recording: bool | None = None) -> TracerProvider:
-    """The process-wide provider; call once, before any app serves. `recording` defaults to
-    whether spans are exported (tests that collect spans themselves pass True)."""
+def build_tracer_provider(*, recording: bool | None = None) -> TracerProvider:
+    """A tracer provider from the environment. `recording` defaults to whether spans are
+    exported (tests that collect spans themselves pass True)."""
     attributes = {} if os.environ.get("OTEL_SERVICE_NAME") else {"service.name": "website"}
     exporting = any(
         os.environ.get(name, "").strip()
@@ -40,6 +40,13 @@ def configure_tracer_provider(*, recording: bool | None = None) -> TracerProvide
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    return provider
+
+
+def configure_tracer_provider(*, recording: bool | None = None) -> TracerProvider:
+    """The process-wide provider (build_tracer_provider's); call once, before any app
+    serves: OpenTelemetry refuses, with a warning, to replace it later."""
+    provider = build_tracer_provider(recording=recording)
     trace.set_tracer_provider(provider)
     return provider
 
