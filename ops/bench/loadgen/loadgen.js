@@ -34,6 +34,7 @@ const DEFAULTS = {
   inflight: 100, // handshakes in progress at once
   procs: 1,
   timeoutSeconds: 120,
+  handshakeTimeoutSeconds: 15, // a handshake not answered by then fails ('handshake_timeout')
   quietMs: 500, // the drain ends when nothing arrived for this long (or after drainSeconds)
   drainSeconds: 10,
 };
@@ -175,7 +176,7 @@ function worker(index) {
       stats.attempted += 1;
       const room = roomName(roomOf(i));
       let url = `${cfg.url}/ws/rooms/${room}`;
-      const options = { timeoutMs: 15000, headers: {} };
+      const options = { timeoutMs: cfg.handshakeTimeoutSeconds * 1000, headers: {} };
       if (mint) {
         options.headers.Authorization = `Bearer ${tokens.get(i) || mint(i)}`;
         options.protocols = ['parley.v1'];
