@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import structlog
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.client import Pipeline, PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -36,6 +36,11 @@ Write = Callable[[Pipeline], Any]  # queues one command on the writer's pipeline
 Queued = tuple[bool, Write]  # (is a publication, the write)
 QUEUE_BOUND = 10_000  # writes waiting for Redis; beyond it they are dropped (and counted)
 BATCH = 256  # writes per pipeline round trip
+# Connections per session, the pub/sub one included: the reader, the writer, the pinger, the
+# presence reads and the sweep each use one at a time. redis-py's default pool has no bound (a
+# connect storm into a hundred new rooms once opened a hundred); at the bound a command waits
+# for a free connection (at most the bus timeout).
+CONNECTIONS = 8
 PING_S = 1.0
 FIRST_BACKOFF_S = 0.1
 DRAIN_S = 1.0  # at shutdown, how long queued writes (the last leaves) may take
@@ -170,14 +175,18 @@ class Bus:
             delay = min(delay * 2, self._backoff_max)
 
     async def _session(self) -> None:
-        client = Redis(
-            host=self._host,
-            port=self._port,
-            password=self._password,
-            socket_timeout=self._timeout,
-            socket_connect_timeout=self._timeout,
-            retry=Retry(NoBackoff(), 0),  # failures end the session; the supervisor retries
-            client_name=f"chat-{self.node}",
+        client = Redis.from_pool(  # closing the client closes its pool
+            BlockingConnectionPool(
+                max_connections=CONNECTIONS,
+                timeout=self._timeout,
+                host=self._host,
+                port=self._port,
+                password=self._password,
+                socket_timeout=self._timeout,
+                socket_connect_timeout=self._timeout,
+                retry=Retry(NoBackoff(), 0),  # failures end the session; the supervisor retries
+                client_name=f"chat-{self.node}",
+            )
         )
         pubsub = client.pubsub()
         try:

@@ -23,7 +23,6 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import structlog
-from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from . import channels, fanout, metrics, typing_indicator, wire
@@ -33,6 +32,7 @@ from .connection import ChatConnection
 from .keepalive import Watchdog
 from .presence import Entry, RoomView
 from .presence_batch import PresenceBatch
+from .presence_reads import PresenceReads, read_hashes
 from .protocol import User
 from .rooms import Rooms
 
@@ -72,6 +72,7 @@ class Relay:
         self._views: dict[str, RoomView] = {}
         self._links: dict[str, asyncio.Task[None]] = {}
         self._bus_back = asyncio.Event()
+        self._reads = PresenceReads(bus)
         # The room's joins and leaves as local members see them, local users' and remote ones'.
         self.presence = PresenceBatch(rooms, watchdog, presence_coalesce_s)
         bus.on_up(self._bus_back.set)
@@ -198,7 +199,7 @@ class Relay:
                 self._bus.unsubscribe(channels.room_channel(room))
                 return
             started = time.monotonic()
-            snapshot = await self._bus.call(lambda r: r.hgetall(channels.presence_key(room)))
+            snapshot = await self._reads.read(room)
             self._apply(room, snapshot, started, may_remove=False)
         except BusDown:
             pass  # the sweep fills the view once the bus is back
@@ -218,6 +219,7 @@ class Relay:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await self._reads.aclose()
 
     async def _heartbeats(self) -> None:
         while True:
@@ -263,15 +265,7 @@ class Relay:
         if not rooms or not self._bus.up:
             return
         started = time.monotonic()
-
-        async def read(r: Redis) -> list[Any]:
-            pipe = r.pipeline(transaction=False)
-            for room in rooms:
-                pipe.hgetall(channels.presence_key(room))
-            result: list[Any] = await pipe.execute()
-            return result
-
-        snapshots = await self._bus.call(read)
+        snapshots = await read_hashes(self._bus, rooms)
         may_remove = self._bus.up_for() >= self._ttl_s
         for room, snapshot in zip(rooms, snapshots, strict=True):
             self._apply(room, snapshot, started, may_remove)

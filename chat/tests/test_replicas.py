@@ -17,7 +17,7 @@ from typing import Any
 from prometheus_client import REGISTRY
 from websockets.asyncio.client import ClientConnection, connect
 
-from chat import wire
+from chat import bus, wire
 from tests.conftest import StartChat
 from tests.helpers import (
     TIMEOUT_S,
@@ -160,6 +160,56 @@ async def test_welcome_join_and_leave_once_per_user_across_replicas(
         await until(lambda: b.servers.relay.members("room") == [], "B to leave the room")
         await until(lambda: [u.id for u in a.servers.relay.members("room")] == ["u1"],
                     "A to see Alice alone")  # fmt: skip
+
+
+def bus_connections(redis: RedisServer, node: str) -> int:
+    """How many connections this replica's bus holds open to Redis."""
+    clients = redis.client().client_list()
+    return sum(1 for c in clients if c["name"] == f"chat-{node}")
+
+
+async def test_a_storm_into_new_rooms_reads_presence_on_few_connections(
+    start_chat: StartChat, redis: RedisServer
+) -> None:
+    """80 sockets open at once on A, each into a room new to A where someone is already, on
+    B: every welcome lists that member (A read every room's presence hash), and A held at
+    most bus.CONNECTIONS connections to Redis, one read serving many rooms (redis-py's own
+    pool has no bound: read one room at a time, this storm opened dozens)."""
+    a, b = await start_chat(), await start_chat()
+    rooms = [f"storm-{n}" for n in range(80)]
+    async with AsyncExitStack() as stack:
+        for n, room in enumerate(rooms):
+            there = await stack.enter_async_context(b.join(room, f"b{n}", f"Bee {n}"))
+            await recv_type(there, wire.FRAME_WELCOME)
+        hashes = redis.client()
+        await until(lambda: all(hashes.exists(f"parley:presence:{r}") for r in rooms),
+                    "B's presence fields")  # fmt: skip
+        before = bus_connections(redis, a.node)
+        arriving = [a.join(room, f"a{n}", f"Ay {n}") for n, room in enumerate(rooms)]
+        sockets = await asyncio.gather(*(stack.enter_async_context(c) for c in arriving))
+        welcomes = await asyncio.gather(*(recv_type(ws, wire.FRAME_WELCOME) for ws in sockets))
+        for n, welcome in enumerate(welcomes):
+            assert names(welcome) == {f"a{n}", f"b{n}"}, welcome
+        held = bus_connections(redis, a.node)
+        assert held <= bus.CONNECTIONS, (before, held)
+        # Connections are kept once opened: the storm's reads needed no more than a few.
+        assert held - before <= 2, (before, held)
+
+
+async def test_the_bus_holds_at_most_its_bound_of_connections(
+    start_chat: StartChat, redis: RedisServer
+) -> None:
+    """Twice as many commands at once as the bus has connections, each holding one for 0.1 s:
+    several run side by side, the rest wait for a free connection, and every one succeeds."""
+    a = await start_chat()
+
+    async def hold(r: Any) -> Any:
+        return await r.blpop(["parley:test:nothing"], timeout=0.1)
+
+    results = await asyncio.gather(*(a.servers.bus.call(hold) for _ in range(2 * bus.CONNECTIONS)))
+    assert results == [None] * (2 * bus.CONNECTIONS)  # each timed out in Redis, none failed
+    held = bus_connections(redis, a.node)
+    assert 2 < held <= bus.CONNECTIONS, held
 
 
 async def test_a_crashed_replicas_users_leave(

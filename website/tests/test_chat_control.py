@@ -1,6 +1,7 @@
 """The chat control client: the right notice on the bus's control channel (with the request's
 id and trace context), and a warning (never an error) when the bus is away."""
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
@@ -9,7 +10,7 @@ import structlog
 from opentelemetry import trace
 
 from tests.utils import ControlListener, control_listener
-from website.chat_control import ChatControl, bus_client
+from website.chat_control import BUS_CONNECTIONS, ChatControl, bus_client
 from website.config import Settings
 from website.tokens import TokenIssuer
 
@@ -52,6 +53,24 @@ async def test_user_revoked_publishes_a_user_notice_with_context(
     assert message["request_id"] == "req-77"
     trace_id = format(span.get_span_context().trace_id, "032x")
     assert message["traceparent"].split("-")[1] == trace_id
+
+
+async def website_connections(listener: ControlListener) -> int:
+    clients = await listener.bus.client_list()
+    return sum(1 for c in clients if c["name"] == "website")
+
+
+async def test_a_burst_of_notices_all_go_out_on_a_bounded_pool(
+    chat: ControlListener, control: ChatControl
+) -> None:
+    """Ten times as many notices at once as the client has connections (a burst of logouts):
+    every one reaches the bus, and the client never held more than its bound."""
+    before = await website_connections(chat)  # the listener's own
+    users = [uuid.uuid4() for _ in range(10 * BUS_CONNECTIONS)]
+    await asyncio.gather(*(control.user_revoked(user) for user in users))
+    assert sorted(c["user"] for c in await chat.revoked()) == sorted(map(str, users))
+    opened = await website_connections(chat) - before
+    assert 1 <= opened <= BUS_CONNECTIONS, opened
 
 
 async def test_failures_are_logged_not_raised(settings: Settings, issuer: TokenIssuer) -> None:

@@ -85,7 +85,7 @@ class ControlListener:
     claims (unverified: the chat's own tests check verification)."""
 
     def __init__(self, bus: Redis, pubsub: PubSub) -> None:
-        self._bus = bus
+        self.bus = bus
         self._pubsub = pubsub
         self.messages: list[dict[str, Any]] = []
         self._markers: set[str] = set()
@@ -105,7 +105,7 @@ class ControlListener:
         """Returns once everything published before the call has arrived: Redis delivers in
         order, so a marker published now comes after all of it."""
         marker = uuid.uuid4().hex
-        await self._bus.publish(CONTROL_CHANNEL, json.dumps({"marker": marker}))
+        await self.bus.publish(CONTROL_CHANNEL, json.dumps({"marker": marker}))
         async with asyncio.timeout(5):
             while marker not in self._markers:  # noqa: ASYNC110 - the reader task fills it
                 await asyncio.sleep(0.01)

@@ -10,7 +10,7 @@ import uuid
 
 import structlog
 from opentelemetry import propagate
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
@@ -23,18 +23,25 @@ log = get_logger(__name__)
 
 CONTROL_CHANNEL = "parley:control"  # chat/chat/channels.py CONTROL
 BUS_TIMEOUT_S = 2
+# redis-py's default pool has no bound: a burst of logouts would open a connection each. At the
+# bound a notice waits for a free connection (at most BUS_TIMEOUT_S, then the usual warning).
+BUS_CONNECTIONS = 4
 
 
 def bus_client(settings: Settings) -> Redis:
     """A client for the bus; it connects on first use (the website starts without Redis)."""
-    return Redis(
-        host=settings.redis_host,
-        port=settings.redis_port,
-        password=settings.redis_password(),
-        socket_timeout=BUS_TIMEOUT_S,
-        socket_connect_timeout=BUS_TIMEOUT_S,
-        retry=Retry(NoBackoff(), 0),  # best effort: one try, then a warning
-        client_name="website",
+    return Redis.from_pool(  # closing the client closes its pool
+        BlockingConnectionPool(
+            max_connections=BUS_CONNECTIONS,
+            timeout=BUS_TIMEOUT_S,
+            host=settings.redis_host,
+            port=settings.redis_port,
+            password=settings.redis_password(),
+            socket_timeout=BUS_TIMEOUT_S,
+            socket_connect_timeout=BUS_TIMEOUT_S,
+            retry=Retry(NoBackoff(), 0),  # best effort: one try, then a warning
+            client_name="website",
+        )
     )
 
 
