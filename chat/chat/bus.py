@@ -38,7 +38,7 @@ QUEUE_BOUND = 10_000  # writes waiting for Redis; beyond it they are dropped (an
 BATCH = 256  # writes per pipeline round trip
 # Connections per session, the pub/sub one included: the reader, the writer, the pinger, the
 # presence reads and the sweep each use one at a time. redis-py's default pool has no bound (a
-# connect storm into a hundred new rooms once opened a hundred); at the bound a command waits
+# connect storm into 500 new rooms opened 98); at the bound a command waits
 # for a free connection (at most the bus timeout).
 CONNECTIONS = 8
 PING_S = 1.0

@@ -2,6 +2,7 @@
 id and trace context), and a warning (never an error) when the bus is away."""
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -10,7 +11,7 @@ import structlog
 from opentelemetry import trace
 
 from tests.utils import ControlListener, control_listener
-from website.chat_control import BUS_CONNECTIONS, ChatControl, bus_client
+from website.chat_control import BUS_CONNECTIONS, BUS_TIMEOUT_S, ChatControl, bus_client
 from website.config import Settings
 from website.tokens import TokenIssuer
 
@@ -71,6 +72,29 @@ async def test_a_burst_of_notices_all_go_out_on_a_bounded_pool(
     assert sorted(c["user"] for c in await chat.revoked()) == sorted(map(str, users))
     opened = await website_connections(chat) - before
     assert 1 <= opened <= BUS_CONNECTIONS, opened
+
+
+async def test_a_notice_waits_at_most_the_bus_timeout_for_a_connection(
+    chat: ControlListener, settings: Settings, issuer: TokenIssuer
+) -> None:
+    """Every connection of the pool busy: the notice waits BUS_TIMEOUT_S for one, then gives
+    up with the usual warning, instead of opening one more."""
+    async with bus_client(settings) as bus:
+        pool = bus.connection_pool
+        held = [await pool.get_connection() for _ in range(BUS_CONNECTIONS)]  # type: ignore[no-untyped-call]
+        try:
+            started = time.monotonic()
+            with structlog.testing.capture_logs() as logged:
+                await ChatControl(bus, issuer).user_revoked(uuid.uuid4())
+            waited = time.monotonic() - started
+        finally:
+            for connection in held:
+                await pool.release(connection)
+    assert BUS_TIMEOUT_S <= waited < BUS_TIMEOUT_S + 1, waited
+    (warning,) = [line for line in logged if line["log_level"] == "warning"]
+    assert warning["event"] == "chat not told of user revocation", warning
+    assert warning["error"] == "ConnectionError", warning
+    assert await chat.revoked() == []
 
 
 async def test_failures_are_logged_not_raised(settings: Settings, issuer: TokenIssuer) -> None:

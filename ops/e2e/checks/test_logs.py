@@ -188,23 +188,23 @@ def test_no_sensitive_value_in_any_log(artifacts: Path) -> None:
     assert not leaks, f"{len(leaks)} leak(s) of {len(secrets)} values:\n" + report(leaks)
 
 
+def abandoned(r: Record) -> bool:
+    """Its client left before the service answered anything (499, no upstream status): it may
+    never have reached the service, as nginx drops it while still connecting (a browser
+    cancelling a navigation at once)."""
+    return str(r.get("status")) == "499" and r.get("upstream_status") == "-"
+
+
 def lost_requests(
     artifacts: Path, upstream_port: str, service: str, keep: Callable[[Record], bool]
 ) -> list[str]:
-    """Requests nginx sent to a service (by port, filtered) that its log never mentions.
-    A request its client abandoned before the service answered anything (499, no upstream
-    status) may never have reached the service: nginx may drop it while still connecting,
-    as when a browser cancels a navigation at once."""
+    """Requests nginx sent to a service (by port, filtered, not abandoned) that its log never
+    mentions."""
     logged = parse(artifacts / f"logs-{service}.jsonl")[0]
     ids = {r["request_id"] for r in logged if r.get("request_id")}
     nginx, _ = parse(artifacts / "logs-nginx.jsonl")
-    sent = [
-        r
-        for r in nginx
-        if str(r.get("upstream_addr", "")).endswith(upstream_port)
-        and not (str(r.get("status")) == "499" and r.get("upstream_status") == "-")
-        and keep(r)
-    ]
+    sent = [r for r in nginx if str(r.get("upstream_addr", "")).endswith(upstream_port)
+            and not abandoned(r) and keep(r)]  # fmt: skip
     assert sent, f"nginx sent nothing to {service} (no upstream_addr ending {upstream_port})"
     return [
         f"{r.get('method')} {r.get('uri')} ({r.get('request_id')}) not in the {service} log"
