@@ -38,7 +38,8 @@ class ChatConnection(ServerConnection):
         self.cut_reason: str | None = None  # set once when cut as a slow consumer
         # Called once when the TCP connection is gone (the node cap's release).
         self.on_lost: Callable[[], None] | None = None
-        # Broadcast frames queued in this loop iteration (prepared.Cork), written in one go.
+        # Broadcast frames queued until this connection's turn in the flush (prepared.Cork),
+        # written in one go.
         self.corked: list[bytes] | None = None
         self.corked_bytes = 0
         # The welcome's size, allowed on top of SEND_BUFFER_BYTES until the client has read

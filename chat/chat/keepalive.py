@@ -107,7 +107,7 @@ class Watchdog:
     def broadcast(self, recipients: Iterable[ChatConnection], frame: str) -> int:
         """Like websockets' broadcast(), without a task or an await per recipient, but the
         frame is serialised once and each open recipient's copy is queued for one write at
-        the end of this loop iteration (chat/prepared.py); a recipient already over the
+        its turn in the flush (chat/prepared.py); a recipient already over the
         buffer bound (queued bytes included) is cut instead. Returns how many got it."""
         data = prepared.prepare(frame)
         written = 0

@@ -35,13 +35,13 @@ MESSAGES_RECEIVED = Counter(
 )
 MESSAGES_DELIVERED = Counter(
     "chat_messages_delivered",
-    "Chat message frames written to recipients (one per connection; queued for the write"
-    " that ends the loop iteration)",
+    "Chat message frames written to recipients (one per connection; queued for its write at"
+    " the connection's turn in the flush)",
 )
 BROADCAST_DURATION = Histogram(
     "chat_broadcast_duration_seconds",
-    "From a message's arrival to its frame queued for the last recipient (written at the end"
-    " of that loop iteration)",
+    "From a message's arrival to its frame queued for the last recipient (each written at"
+    " its turn in the flush, within one pass over the room)",
     buckets=(
         0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
         0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,

@@ -1,13 +1,16 @@
 """Prepared frames (chat/prepared.py): one serialisation per broadcast, written as is to every
 recipient. The bytes must be exactly what websockets writes per recipient, valid for a strict
-client, and never reach a recipient that is closing or closed; a loop iteration's frames reach
-a recipient in one write, and nothing websockets writes overtakes them."""
+client, and never reach a recipient that is closing or closed; the frames queued until a
+recipient's turn reach it in one write, a message broadcast mid-flush joins the pass under
+way, and nothing websockets writes overtakes them."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import struct
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -31,6 +34,19 @@ async def recv_presence_of(ws: Any, users: set[str]) -> None:
         seen |= {u["id"] for u in frame["joined"]}
 
 
+@contextlib.asynccontextmanager
+async def three_in_a_room(chat: Chat) -> AsyncIterator[tuple[Any, Any, Any]]:
+    """Users a, b and c in one room, each past its welcome and the others' joins, so that
+    the next frame any of them reads is whatever the test broadcasts."""
+    async with chat.join(sub="a") as a, chat.join(sub="b") as b, chat.join(sub="c") as c:
+        welcomes = [await recv_type(ws, wire.FRAME_WELCOME) for ws in (a, b, c)]
+        # A join that raced ahead of a welcome is in that welcome, not in a presence frame.
+        listed = [{m["id"] for m in w["members"]} for w in welcomes]
+        await recv_presence_of(a, {"b", "c"} - listed[0])
+        await recv_presence_of(b, {"c"} - listed[1])
+        yield a, b, c
+
+
 def websockets_frame(payload: bytes) -> bytes:
     """What websockets itself writes for send_text(payload) on an open server connection."""
     protocol = ServerProtocol()
@@ -50,6 +66,19 @@ def test_prepared_frame_is_what_websockets_writes(text: str) -> None:
     head = (struct.pack("!BB", 0x81, n) if n < 126 else struct.pack("!BBH", 0x81, 126, n)
             if n < 65536 else struct.pack("!BBQ", 0x81, 127, n))  # fmt: skip
     assert frame == head + payload
+
+
+def record_writes(conn: ChatConnection) -> list[bytes]:
+    """Every write to the connection's transport from now on, in order (still written)."""
+    writes: list[bytes] = []
+    original = conn.transport.write
+
+    def record(data: bytes | bytearray | memoryview) -> None:
+        writes.append(bytes(data))
+        original(data)
+
+    conn.transport.write = record  # type: ignore[method-assign]
+    return writes
 
 
 def _has_message(data: bytes) -> bool:
@@ -106,24 +135,12 @@ async def test_recipients_get_byte_identical_valid_frames(start_chat: StartChat)
 async def test_closing_and_closed_recipients_are_skipped(start_chat: StartChat) -> None:
     chat = await start_chat()
     watchdog = Watchdog(10, 15, 64 * 1024)
-    async with chat.join(sub="a") as a, chat.join(sub="b") as b, chat.join(sub="c") as c:
-        welcomes = [await recv_type(ws, wire.FRAME_WELCOME) for ws in (a, b, c)]
-        # A join that raced ahead of a welcome is in that welcome, not in a presence frame.
-        listed = [{m["id"] for m in w["members"]} for w in welcomes]
-        await recv_presence_of(a, {"b", "c"} - listed[0])
-        await recv_presence_of(b, {"c"} - listed[1])
+    async with three_in_a_room(chat) as (a, _b, c):
         conn_a, conn_b, conn_c = (server_side(chat, u) for u in "abc")
         # b: our close frame is under way (CLOSING), not one more data frame may follow it.
         conn_b.protocol.send_close(wire.CLOSE_GOING_AWAY)
         assert conn_b.protocol.state is State.CLOSING
-        writes_to_b: list[bytes] = []
-        original = conn_b.transport.write
-
-        def record(data: bytes | bytearray | memoryview) -> None:
-            writes_to_b.append(bytes(data))
-            original(data)
-
-        conn_b.transport.write = record  # type: ignore[method-assign]
+        writes_to_b = record_writes(conn_b)
         # c: gone altogether (CLOSED), still in the set a broadcast was handed.
         await c.close()
         await until(lambda: conn_c.protocol.state is State.CLOSED, "c to be closed")
@@ -142,14 +159,7 @@ async def test_one_iterations_frames_reach_a_recipient_in_one_write(
     async with chat.join(sub="a") as a:
         await recv_type(a, wire.FRAME_WELCOME)
         conn = server_side(chat, "a")
-        writes: list[bytes] = []
-        original = conn.transport.write
-
-        def record(data: bytes | bytearray | memoryview) -> None:
-            writes.append(bytes(data))
-            original(data)
-
-        conn.transport.write = record  # type: ignore[method-assign]
+        writes = record_writes(conn)
         frames = [json.dumps({"type": wire.FRAME_MESSAGE, "text": t}) for t in ("one", "two")]
         for frame in frames:  # two broadcasts in one loop iteration
             assert watchdog.broadcast([conn], frame) == 1
@@ -157,6 +167,30 @@ async def test_one_iterations_frames_reach_a_recipient_in_one_write(
         assert conn.unsent_bytes() == sum(len(prepared.prepare(f).frame) for f in frames)
         assert [json.loads(await a.recv()) for _ in frames] == [json.loads(f) for f in frames]
         assert writes == [b"".join(prepared.prepare(f).frame for f in frames)]
+
+
+async def test_a_message_read_mid_flush_joins_the_pass_under_way(
+    start_chat: StartChat, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flush writes FLUSH_SLICE connections, then lets the loop run: a message broadcast
+    meanwhile goes out with the first to everyone not yet written, and after it (in order)
+    to whoever was, instead of waiting for the whole pass to end."""
+    monkeypatch.setattr(prepared, "FLUSH_SLICE", 1)
+    chat = await start_chat()
+    watchdog = Watchdog(10, 15, 64 * 1024)
+    async with three_in_a_room(chat) as (a, b, c):
+        conns = [server_side(chat, u) for u in "abc"]
+        writes = {user: record_writes(conn) for user, conn in zip("abc", conns, strict=True)}
+        first, second = (json.dumps({"type": wire.FRAME_MESSAGE, "text": t})
+                         for t in ("first", "second"))  # fmt: skip
+        one, two = prepared.prepare(first).frame, prepared.prepare(second).frame
+        assert watchdog.broadcast(conns, first) == 3  # queues the flush: a's slice runs next
+        # Runs after the first slice (a written), while b and c wait for their turn.
+        asyncio.get_running_loop().call_soon(watchdog.broadcast, conns, second)
+        for ws in (a, b, c):
+            assert [json.loads(await ws.recv()) for _ in "12"] == [json.loads(first),
+                                                                  json.loads(second)]
+        assert writes == {"a": [one, two], "b": [one + two], "c": [one + two]}
 
 
 async def test_websockets_own_writes_never_overtake_queued_frames(start_chat: StartChat) -> None:
