@@ -11,11 +11,13 @@ import socket
 import time
 from contextlib import AsyncExitStack
 
+import pytest
 from prometheus_client import REGISTRY
 from websockets.asyncio.client import ClientConnection
 
-from chat import wire
+from chat import keepalive, wire
 from chat.connection import ChatConnection
+from chat.keepalive import Watchdog
 from tests.conftest import StartChat
 from tests.helpers import (
     Chat,
@@ -69,6 +71,39 @@ async def test_unanswered_ping_cuts_with_4008_and_a_reader_stays(
     lines = [json.loads(line) for line in log_output.getvalue().splitlines()]
     [line] = [r for r in lines if r["event"] == "slow consumer cut"]
     assert (line["reason"], line["user_id"], line["room"]) == ("pong", "slow", "lobby")
+
+
+async def test_a_keepalive_tick_lets_the_loop_run_between_slices(
+    start_chat: StartChat, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tick checks TICK_SLICE connections, then lets other work run (a message to send)
+    before the next slice, instead of pinging every due connection in one go."""
+    monkeypatch.setattr(keepalive, "TICK_SLICE", 1)
+    chat = await start_chat()
+    watchdog = Watchdog(0.2, 10, 64 * 1024)  # ticks every 0.05 s
+    events: list[str] = []
+    ping = watchdog._ping
+
+    def recording_ping(conn: ChatConnection, now: float) -> None:
+        events.append("ping")
+        if len(events) == 1:  # queued behind the slice under way
+            asyncio.get_running_loop().call_soon(events.append, "other work")
+        ping(conn, now)
+
+    monkeypatch.setattr(watchdog, "_ping", recording_ping)
+    async with chat.join(sub="a") as a, chat.join(sub="b") as b, chat.join(sub="c") as c:
+        for ws in (a, b, c):
+            await recv_type(ws, wire.FRAME_WELCOME)
+        for user in "abc":
+            conn = server_side(chat, user)
+            watchdog.watch(conn)
+            conn.next_ping_at = 0.0  # all three due at the first tick
+        async with watchdog.running():
+            await until(lambda: events.count("ping") == 3, "a ping to each")
+        # Each was pinged once, and answered: the pings were whole frames.
+        await until(lambda: all(server_side(chat, u).ping_payload is None for u in "abc"),
+                    "three pongs")  # fmt: skip
+    assert events == ["ping", "other work", "ping", "ping"]
 
 
 async def test_buffer_over_the_bound_cuts_with_4008_the_sender_carries_on(
