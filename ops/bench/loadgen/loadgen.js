@@ -16,6 +16,7 @@
 const { fork } = require('child_process');
 const crypto = require('crypto');
 const fs = require('fs');
+const { monitorEventLoopDelay } = require('perf_hooks');
 const wsclient = require('./wsclient');
 
 const DEFAULTS = {
@@ -284,7 +285,14 @@ function worker(index) {
       stats.cpuUs += cpuOf(cpu0);
       process.send({ type: 'connected', stats: summary() });
     } else if (msg === 'go') {
+      // How late this process's own loop ran while it measured: latency the server did not
+      // cause. A 1 ms timer; the histogram holds whole intervals, so 1 ms is no lag.
+      const lag = monitorEventLoopDelay({ resolution: 1 });
+      lag.enable();
       await send();
+      lag.disable();
+      const lagMs = (ns) => Math.max(0, ns / 1e6 - 1);
+      stats.loopLagMs = { p99: lagMs(lag.percentile(99)), max: lagMs(lag.max) };
       stats.cpuUs += cpuOf(cpu0);
       process.send({ type: 'done', stats: summary() });
     } else if (msg === 'report') {
@@ -380,6 +388,11 @@ function result(list, connectSeconds, windowSeconds) {
     frames: addMaps(list, 'frames'),
     complete_member_lists: sum(list, 'complete'),
     loadgen_cpu_s: round(sum(list, 'cpuUs') / 1e6),
+    // The worst of the workers' (fan-out windows only).
+    loadgen_lag_ms: list.every((s) => s.loopLagMs) ? {
+      p99: round(Math.max(...list.map((s) => s.loopLagMs.p99)), 2),
+      max: round(Math.max(...list.map((s) => s.loopLagMs.max)), 2),
+    } : null,
   };
 }
 
