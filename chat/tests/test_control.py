@@ -22,6 +22,7 @@ from tests.helpers import (
     TIMEOUT_S,
     Chat,
     FakeWebsite,
+    MemberList,
     http_get,
     publish,
     recv_join,
@@ -90,11 +91,15 @@ async def test_user_notice_closes_the_users_sockets_everywhere_4401(
         chat.join("games", "u1", "Alice") as games,
         chat.join("lobby", "u2", "Bob") as bob,
     ):
-        for ws in (lobby1, lobby2, games, bob):
+        for ws in (lobby1, lobby2, games):
             await recv_type(ws, wire.FRAME_WELCOME)
+        # The four handlers run side by side: Bob may be welcomed before Alice has joined, and
+        # then hears of her in a presence frame. Either way, his next frame is hers to come.
+        bobs = MemberList(await recv_type(bob, wire.FRAME_WELCOME))
+        await bobs.follow(bob, lambda seen: "u1" in seen.members)
         # Alice is in "games" (her welcome came) before Bobby arrives, so she hears his join.
         async with chat.join("games", "u22", "Bobby") as bobby:
-            await recv_type(bobby, wire.FRAME_WELCOME)
+            assert "u1" in MemberList(await recv_type(bobby, wire.FRAME_WELCOME)).members
             await recv_join(games, "u22")
             await _revoke_alice_everywhere(chat, website, (lobby1, lobby2, games), (bob, bobby))
 
