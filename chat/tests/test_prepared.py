@@ -22,16 +22,16 @@ from chat import prepared, wire
 from chat.connection import ChatConnection
 from chat.keepalive import Watchdog
 from tests.conftest import StartChat
-from tests.helpers import TIMEOUT_S, Chat, RawClient, recv_type, server_frames, until
+from tests.helpers import (
+    TIMEOUT_S,
+    Chat,
+    MemberList,
+    RawClient,
+    recv_type,
+    server_frames,
+    until,
+)
 from tests.test_slow_consumers import say, server_side
-
-
-async def recv_presence_of(ws: Any, users: set[str]) -> None:
-    """Presence frames until all of `users` have been announced as joined (one tick or two)."""
-    seen: set[str] = set()
-    while not users <= seen:
-        frame = await recv_type(ws, wire.FRAME_PRESENCE)
-        seen |= {u["id"] for u in frame["joined"]}
 
 
 @contextlib.asynccontextmanager
@@ -39,11 +39,9 @@ async def three_in_a_room(chat: Chat) -> AsyncIterator[tuple[Any, Any, Any]]:
     """Users a, b and c in one room, each past its welcome and the others' joins, so that
     the next frame any of them reads is whatever the test broadcasts."""
     async with chat.join(sub="a") as a, chat.join(sub="b") as b, chat.join(sub="c") as c:
-        welcomes = [await recv_type(ws, wire.FRAME_WELCOME) for ws in (a, b, c)]
-        # A join that raced ahead of a welcome is in that welcome, not in a presence frame.
-        listed = [{m["id"] for m in w["members"]} for w in welcomes]
-        await recv_presence_of(a, {"b", "c"} - listed[0])
-        await recv_presence_of(b, {"c"} - listed[1])
+        for ws in (a, b, c):  # whoever joined after a welcome is in a presence frame after it
+            members = MemberList(await recv_type(ws, wire.FRAME_WELCOME))
+            await members.follow(ws, lambda m: set(m.members) == {"a", "b", "c"})
         yield a, b, c
 
 
