@@ -2,14 +2,63 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import sys
+import threading
 from typing import Any, TextIO
 
 import structlog
 from structlog.typing import EventDict, Processor
 
 from .telemetry import add_trace_ids
+
+# Lines reach stdout in batches, not one write per line: Docker's daemons (containerd's shim,
+# dockerd) read and store every write of a container's output, and one write per line cost
+# them about 0.9 s of CPU per connect storm of 5,000 sockets (two lines each), outside the
+# chat's cgroup and on the chat's cores; batched, about 0.06 s (docs/design.md §7).
+FLUSH_INTERVAL_S = 0.1
+BUFFER_BYTES = 64 * 1024
+
+
+class BatchedStreamHandler(logging.StreamHandler[TextIO]):
+    """A StreamHandler that does not flush after every line. A thread flushes every
+    FLUSH_INTERVAL_S; a warning or worse is flushed at once, after the lines before it; and
+    logging.shutdown() flushes at exit. A process killed outright loses at most the last
+    FLUSH_INTERVAL_S of lower lines."""
+
+    def __init__(self, stream: TextIO, interval_s: float = FLUSH_INTERVAL_S) -> None:
+        super().__init__(stream)
+        self._stop = threading.Event()
+        self.flusher = threading.Thread(target=self._flush_every, args=(interval_s,),
+                                        name="log-flush", daemon=True)  # fmt: skip
+        self.flusher.start()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.stream.write(self.format(record) + self.terminator)
+            if record.levelno >= logging.WARNING:
+                self.flush()
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+
+    def close(self) -> None:
+        self._stop.set()
+        self.flush()
+        super().close()
+
+    def _flush_every(self, interval_s: float) -> None:
+        while not self._stop.wait(interval_s):
+            self.flush()
+
+
+def buffered_stdout() -> TextIO:
+    """Standard output with a buffer of its own (the image sets PYTHONUNBUFFERED, so
+    sys.stdout writes each line at once)."""
+    raw = io.FileIO(sys.stdout.fileno(), "w", closefd=False)
+    return io.TextIOWrapper(io.BufferedWriter(raw, BUFFER_BYTES), encoding="utf-8")
 
 
 def _add_service(_: Any, __: str, event_dict: EventDict) -> EventDict:
@@ -47,9 +96,12 @@ def configure(level: str = "INFO", stream: TextIO | None = None) -> None:
             structlog.processors.JSONRenderer(),
         ],
     )
-    handler = logging.StreamHandler(stream or sys.stdout)
+    handler = BatchedStreamHandler(stream or buffered_stdout())
     handler.setFormatter(formatter)
     root = logging.getLogger()
+    for old in root.handlers:
+        if isinstance(old, BatchedStreamHandler):  # configured before (tests): stop its thread
+            old.close()
     root.handlers[:] = [handler]
     root.setLevel(level)
     # Python warnings too (they would go to stderr otherwise).

@@ -60,6 +60,8 @@ def log_output() -> Iterator[io.StringIO]:
     buf = io.StringIO()
     logsetup.configure("INFO", stream=buf)
     yield buf
+    for handler in root.handlers:
+        handler.close()  # its flush thread too
     structlog.reset_defaults()
     root.handlers[:], level = saved
     root.setLevel(level)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
+from collections.abc import Iterator
 
 import pytest
 import structlog
@@ -13,6 +15,7 @@ from chat import channels, paths
 from chat.bus import Bus
 from chat.channels import Envelope
 from chat.config import Settings, load_settings
+from chat.log import BatchedStreamHandler
 from chat.presence import RoomView
 from chat.protocol import User, now_rfc3339
 from chat.ratelimit import FloodGuard, TokenBucket
@@ -227,6 +230,61 @@ def test_exceptions_are_structured_without_locals(log_output: io.StringIO) -> No
         assert record["exception"][0]["exc_type"] == "ValueError"
     assert "s3cret-token" not in log_output.getvalue()
     assert '"locals"' not in log_output.getvalue()
+
+
+class _Writes(io.RawIOBase):
+    """A raw stream that records each write it is given: what the process's stdout (and
+    Docker's daemons behind it) would see."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: object) -> int:
+        chunk = bytes(data)  # type: ignore[call-overload]
+        self.writes.append(chunk)
+        return len(chunk)
+
+
+@pytest.fixture
+def batched() -> Iterator[tuple[logging.Logger, _Writes, BatchedStreamHandler]]:
+    raw = _Writes()
+    stream = io.TextIOWrapper(io.BufferedWriter(raw, 64 * 1024), encoding="utf-8")
+    handler = BatchedStreamHandler(stream, interval_s=0.05)
+    logger = logging.getLogger("tests.batched")
+    logger.handlers[:], logger.propagate, logger.level = [handler], False, logging.INFO
+    yield logger, raw, handler
+    handler.close()
+    logger.handlers.clear()
+
+
+def test_log_lines_reach_stdout_in_one_write_per_interval(
+    batched: tuple[logging.Logger, _Writes, BatchedStreamHandler],
+) -> None:
+    logger, raw, _ = batched
+    for n in range(20):
+        logger.info("line %d", n)
+    assert raw.writes == []  # not one write per line
+    deadline = time.monotonic() + 5  # the flush thread runs every 0.05 s
+    while not raw.writes and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert raw.writes == [b"".join(f"line {n}\n".encode() for n in range(20))]
+
+
+def test_a_warning_is_written_at_once_after_the_lines_before_it(
+    batched: tuple[logging.Logger, _Writes, BatchedStreamHandler],
+) -> None:
+    logger, raw, handler = batched
+    logger.info("opened")
+    logger.warning("slow consumer cut")
+    assert raw.writes == [b"opened\nslow consumer cut\n"]  # before the thread's next flush
+    logger.info("closed")
+    handler.close()  # as logging.shutdown() at exit: nothing buffered is left behind
+    assert raw.writes[1:] == [b"closed\n"]
+    handler.flusher.join(timeout=5)
+    assert not handler.flusher.is_alive()
 
 
 async def test_a_bus_with_no_channel_refuses_to_run() -> None:
