@@ -15,8 +15,8 @@ from .telemetry import add_trace_ids
 
 # Lines reach stdout in batches, not one write per line: Docker's daemons (containerd's shim,
 # dockerd) read and store every write of a container's output, and one write per line cost
-# them about 0.9 s of CPU per connect storm of 5,000 sockets (two lines each), outside the
-# chat's cgroup and on the chat's cores; batched, about 0.06 s (docs/design.md §7).
+# them 0.9-1.1 s of CPU per connect storm of 5,000 sockets (two lines each), outside the
+# chat's cgroup and on the chat's cores; batched, under 0.1 s (docs/design.md §7).
 FLUSH_INTERVAL_S = 0.1
 BUFFER_BYTES = 64 * 1024
 
@@ -51,7 +51,10 @@ class BatchedStreamHandler(logging.StreamHandler[TextIO]):
 
     def _flush_every(self, interval_s: float) -> None:
         while not self._stop.wait(interval_s):
-            self.flush()
+            try:
+                self.flush()
+            except (OSError, ValueError):  # stdout gone or closed: keep trying, never die
+                continue
 
 
 def buffered_stdout() -> TextIO:
