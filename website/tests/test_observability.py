@@ -1,7 +1,9 @@
 """JSON logs with trace ids under a span; spans for requests, queries, tokens; no secrets."""
 
+import io
 import json
 import logging
+import time
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
@@ -9,6 +11,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tests.utils import PASSWORD, Browser, unique_room
+from website.logging import BatchedStdout, configure_logging, get_logger
 from website.tracing import build_tracer_provider
 
 
@@ -81,6 +84,57 @@ def test_tracebacks_are_structured_and_carry_no_locals(logs: Output) -> None:
     assert any(frame["name"] == "fail" for frame in error["frames"])
     assert "hunter2-secret" not in logs.getvalue()
     assert all("locals" not in frame for frame in error["frames"])
+
+
+class _Writes(io.RawIOBase):
+    """A raw stream that records each write: what Docker's daemons would read."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: object) -> int:
+        chunk = bytes(data)  # type: ignore[call-overload]
+        self.writes.append(chunk)
+        return len(chunk)
+
+
+def events(chunk: bytes) -> list[str]:
+    return [json.loads(line)["event"] for line in chunk.decode().splitlines()]
+
+
+def test_the_served_websites_lines_leave_in_batches() -> None:
+    raw = _Writes()
+    out = BatchedStdout(raw, interval_s=0.05)
+    try:
+        configure_logging(out=out)
+        log = get_logger("tests.batched")
+        for n in range(20):
+            log.info(f"line {n}")
+        logging.getLogger("uvicorn.error").info("stdlib line")
+        assert raw.writes == []  # not one write per line
+        deadline = time.monotonic() + 5  # the flush thread runs every 0.05 s
+        while not raw.writes and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert [events(chunk) for chunk in raw.writes] == [
+            [f"line {n}" for n in range(20)] + ["stdlib line"]]
+
+        # A warning or worse goes out at once, after the lines before it.
+        log.info("opened")
+        log.warning("throttled")
+        assert events(raw.writes[-1]) == ["opened", "throttled"]
+        logging.getLogger("uvicorn.error").error("stdlib error")
+        assert events(raw.writes[-1]) == ["stdlib error"]
+        log.info("last")
+        out.close()  # as at exit
+        assert events(raw.writes[-1]) == ["last"]
+        out.flusher.join(timeout=5)
+        assert not out.flusher.is_alive()
+    finally:
+        out.close()
+        configure_logging()  # the session's, as __main__'s but unbatched (capsys reads it)
 
 
 @pytest.mark.parametrize(("variable", "endpoint", "recording"), [

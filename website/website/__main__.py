@@ -5,12 +5,12 @@ from prometheus_client import start_http_server
 
 from website.app import create_app
 from website.config import Settings
-from website.logging import configure_logging
+from website.logging import BatchedStdout, configure_logging
 from website.tracing import configure_tracer_provider
 
 
 def main() -> None:
-    configure_logging()
+    configure_logging(out=BatchedStdout())  # lines in batches (docs/design.md §7)
     configure_tracer_provider()
     settings = Settings()
     start_http_server(settings.metrics_port)

@@ -1,7 +1,10 @@
 """One JSON object per log line, for our events and for every stdlib logger (uvicorn's too)."""
 
+import atexit
+import io
 import logging
 import sys
+import threading
 from typing import TextIO, cast
 
 import structlog
@@ -39,20 +42,87 @@ class _Stdout:
         sys.stdout.flush()
 
 
-def configure_logging(level: str = "INFO", service: str = SERVICE) -> None:
+# The served website's lines reach stdout in batches, not one write per line: Docker's
+# daemons (containerd's shim, dockerd) read and store every write of a container's output,
+# outside the website's cgroup and on its cores. A token is three lines (the website's two,
+# nginx's one); around paced token runs they cost the daemons about 280 µs per token, a fifth
+# of the website's own CPU (docs/design.md §7).
+FLUSH_INTERVAL_S = 0.1
+BUFFER_BYTES = 64 * 1024
+_SEVERE = frozenset({"warning", "warn", "error", "exception", "critical", "fatal"})
+
+
+class BatchedStdout:
+    """Standard output with a buffer of its own: written by a thread every FLUSH_INTERVAL_S,
+    at once after a warning or worse (with the lines before it, in order), and at exit. Our
+    loggers and the stdlib handler call flush() after each line; only a severe line makes it
+    write. A process killed outright loses at most the last FLUSH_INTERVAL_S of lower lines."""
+
+    def __init__(self, raw: io.RawIOBase | None = None,
+                 interval_s: float = FLUSH_INTERVAL_S) -> None:  # fmt: skip
+        if raw is None:  # the image sets PYTHONUNBUFFERED: sys.stdout writes every line
+            raw = io.FileIO(sys.stdout.fileno(), "w", closefd=False)
+        self._stream = io.TextIOWrapper(io.BufferedWriter(raw, BUFFER_BYTES), encoding="utf-8")
+        self._lock = threading.Lock()  # structlog's logger and the stdlib handler both write
+        self._severe = False
+        self._stop = threading.Event()
+        self.flusher = threading.Thread(target=self._flush_every, args=(interval_s,),
+                                        name="log-flush", daemon=True)  # fmt: skip
+        self.flusher.start()
+        atexit.register(self.close)
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            return self._stream.write(text)
+
+    def mark_severe(self) -> None:
+        """The line being written is a warning or worse: the next flush() writes."""
+        self._severe = True
+
+    def flush(self) -> None:
+        if self._severe:
+            self._severe = False
+            self.write_out()
+
+    def write_out(self) -> None:
+        with self._lock:
+            self._stream.flush()
+
+    def close(self) -> None:
+        self._stop.set()
+        self.write_out()
+
+    def _flush_every(self, interval_s: float) -> None:
+        while not self._stop.wait(interval_s):
+            try:
+                self.write_out()
+            except (OSError, ValueError):  # stdout gone or closed: keep trying, never die
+                continue
+
+
+def configure_logging(level: str = "INFO", service: str = SERVICE,
+                      out: BatchedStdout | None = None) -> None:  # fmt: skip
     """`service` names the writer in every line: the website, or the one-shot `migrate` and
-    admin commands that run its code.
+    admin commands that run its code. `out`: the served website's batched stdout; without,
+    each line is written at once to whatever sys.stdout is (the commands, the tests).
 
     Our own loggers render straight to stdout (a level check, then the processors once): the
     stdlib round trip (a LogRecord, the caller's frame, the handler, the processors again) was
     a tenth of a chat token's cost. Other libraries' lines (uvicorn's) still come through
     stdlib logging to the same processors, so every line has the same shape."""
+
+    def mark_severe(_: WrappedLogger, method: str, event: EventDict) -> EventDict:
+        if out is not None and method in _SEVERE:
+            out.mark_severe()
+        return event
+
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
         _service_adder(service),
         _add_trace_ids,
+        mark_severe,  # last: it only looks at the method, it adds nothing
     ]
     renderer: list[Processor] = [
         # Structured tracebacks without frame locals: locals could hold passwords or tokens.
@@ -64,11 +134,11 @@ def configure_logging(level: str = "INFO", service: str = SERVICE) -> None:
     ]
     structlog.configure(
         processors=[*shared, *renderer],
-        logger_factory=structlog.WriteLoggerFactory(cast(TextIO, _Stdout())),
+        logger_factory=structlog.WriteLoggerFactory(cast(TextIO, out or _Stdout())),
         wrapper_class=structlog.make_filtering_bound_logger(level),
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(cast(TextIO, _Stdout()))
+    handler = logging.StreamHandler(cast(TextIO, out or _Stdout()))
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             # A record's `extra` fields, in the place they always had in a line.
