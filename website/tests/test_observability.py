@@ -132,6 +132,8 @@ def test_the_served_websites_lines_leave_in_batches() -> None:
         assert events(raw.writes[-1]) == ["last"]
         out.flusher.join(timeout=5)
         assert not out.flusher.is_alive()
+        log.info("after close")  # logging's own shutdown runs after ours
+        assert events(raw.writes[-1]) == ["after close"]
     finally:
         out.close()
         configure_logging()  # the session's, as __main__'s but unbatched (capsys reads it)

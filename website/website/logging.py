@@ -56,7 +56,9 @@ class BatchedStdout:
     """Standard output with a buffer of its own: written by a thread every FLUSH_INTERVAL_S,
     at once after a warning or worse (with the lines before it, in order), and at exit. Our
     loggers and the stdlib handler call flush() after each line; only a severe line makes it
-    write. A process killed outright loses at most the last FLUSH_INTERVAL_S of lower lines."""
+    write, or any line once closed (atexit closes it before logging's own shutdown, and
+    lines may still come). A process killed outright loses at most the last
+    FLUSH_INTERVAL_S of lower lines."""
 
     def __init__(self, raw: io.RawIOBase | None = None,
                  interval_s: float = FLUSH_INTERVAL_S) -> None:  # fmt: skip
@@ -80,7 +82,7 @@ class BatchedStdout:
         self._severe = True
 
     def flush(self) -> None:
-        if self._severe:
+        if self._severe or self._stop.is_set():  # closed (at exit): every line at once
             self._severe = False
             self.write_out()
 
