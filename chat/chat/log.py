@@ -16,7 +16,7 @@ from .telemetry import add_trace_ids
 # Lines reach stdout in batches, not one write per line: Docker's daemons (containerd's shim,
 # dockerd) read and store every write of a container's output, and one write per line cost
 # them 0.9-1.1 s of CPU per connect storm of 5,000 sockets (two lines each), outside the
-# chat's cgroup and on the chat's cores; batched, under 0.1 s (docs/design.md §7).
+# chat's cgroup and on the chat's cores; batched, at most about 0.1 s (docs/design.md §7).
 FLUSH_INTERVAL_S = 0.1
 BUFFER_BYTES = 64 * 1024
 
@@ -102,9 +102,6 @@ def configure(level: str = "INFO", stream: TextIO | None = None) -> None:
     handler = BatchedStreamHandler(stream or buffered_stdout())
     handler.setFormatter(formatter)
     root = logging.getLogger()
-    for old in root.handlers:
-        if isinstance(old, BatchedStreamHandler):  # configured before (tests): stop its thread
-            old.close()
     root.handlers[:] = [handler]
     root.setLevel(level)
     # Python warnings too (they would go to stderr otherwise).

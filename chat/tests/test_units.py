@@ -266,11 +266,13 @@ def test_log_lines_reach_stdout_in_one_write_per_interval(
     logger, raw, _ = batched
     for n in range(20):
         logger.info("line %d", n)
-    assert raw.writes == []  # not one write per line
+    lines = b"".join(f"line {n}\n".encode() for n in range(20))
     deadline = time.monotonic() + 5  # the flush thread runs every 0.05 s
-    while not raw.writes and time.monotonic() < deadline:
+    while b"".join(raw.writes) != lines and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert raw.writes == [b"".join(f"line {n}\n".encode() for n in range(20))]
+    assert b"".join(raw.writes) == lines
+    # In one write, or two should the thread's flush fall among them: never one per line.
+    assert len(raw.writes) <= 2
 
 
 def test_a_warning_is_written_at_once_after_the_lines_before_it(
@@ -279,10 +281,11 @@ def test_a_warning_is_written_at_once_after_the_lines_before_it(
     logger, raw, handler = batched
     logger.info("opened")
     logger.warning("slow consumer cut")
-    assert raw.writes == [b"opened\nslow consumer cut\n"]  # before the thread's next flush
+    # Written before this line runs, whatever the flush thread did meanwhile.
+    assert b"".join(raw.writes) == b"opened\nslow consumer cut\n"
     logger.info("closed")
     handler.close()  # as logging.shutdown() at exit: nothing buffered is left behind
-    assert raw.writes[1:] == [b"closed\n"]
+    assert b"".join(raw.writes) == b"opened\nslow consumer cut\nclosed\n"
     handler.flusher.join(timeout=5)
     assert not handler.flusher.is_alive()
 

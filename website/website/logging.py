@@ -45,7 +45,7 @@ class _Stdout:
 # The served website's lines reach stdout in batches, not one write per line: Docker's
 # daemons (containerd's shim, dockerd) read and store every write of a container's output,
 # outside the website's cgroup and on its cores. A token is three lines (the website's two,
-# nginx's one); around paced token runs they cost the daemons about 280 µs per token, a fifth
+# nginx's one); around paced token runs they cost the daemons about 300 µs per token, a fifth
 # of the website's own CPU (docs/design.md §7).
 FLUSH_INTERVAL_S = 0.1
 BUFFER_BYTES = 64 * 1024
