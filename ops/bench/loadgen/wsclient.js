@@ -46,6 +46,10 @@ function frame(opcode, payload) {
 }
 
 const HEAD_END = Buffer.from('\r\n\r\n');
+// Every socket reads into this one buffer (net's `onread`): no Buffer and no 'data' event per
+// read. Each read is used up before the next one lands, so only the bytes kept across reads
+// (an incomplete frame, an incomplete answer) are copied out of it.
+const READ_BUFFER = Buffer.allocUnsafe(65536);
 const MAX_HEAD = 16384; // an answer's status line and headers: more is not a WebSocket server's
 
 // The upgrade request (RFC 6455 §4.1), as one string.
@@ -76,7 +80,9 @@ function answer(head) {
 function open(url, options, on) {
   const key = crypto.randomBytes(16).toString('base64');
   const { hostname, port, head } = request(url, key, options);
-  const socket = net.connect({ host: hostname, port });
+  let onBytes = null; // the handshake's reader, then the frames' (below)
+  const socket = net.connect({ host: hostname, port, onread: {
+    buffer: READ_BUFFER, callback: (n, buf) => { onBytes(buf.subarray(0, n)); } } });
   const client = { open: false, send: () => {}, terminate: () => socket.destroy() };
   let settled = false; // fail() or upgrade() has been called
   const failOnce = (reason) => { if (!settled) { settled = true; on.fail(reason); } };
@@ -125,7 +131,7 @@ function open(url, options, on) {
         } else on.message(payload);
       }
     }
-    pending = at < buf.length ? buf.subarray(at) : null;
+    pending = at < buf.length ? Buffer.from(buf.subarray(at)) : null;
   };
 
   // Until the answer's head is whole: then a 101 with the right accept opens the connection,
@@ -133,7 +139,7 @@ function open(url, options, on) {
   let answered = null;
   let upgraded = false;
   const handshake = (chunk) => {
-    answered = answered ? Buffer.concat([answered, chunk]) : chunk;
+    answered = answered ? Buffer.concat([answered, chunk]) : Buffer.from(chunk);
     const end = answered.indexOf(HEAD_END);
     if (end < 0) {
       if (answered.length > MAX_HEAD) { failOnce('bad_answer'); socket.destroy(); }
@@ -151,14 +157,13 @@ function open(url, options, on) {
     settled = true;
     upgraded = true;
     socket.setTimeout(0);
-    socket.removeListener('data', handshake);
-    socket.on('data', read);
+    onBytes = read;
     client.open = true;
     client.send = (text) => { if (client.open) socket.write(frame(TEXT, Buffer.from(text))); };
     on.upgrade();
     if (rest.length) read(rest);
   };
-  socket.on('data', handshake);
+  onBytes = handshake;
   // The close that ends an upgraded connection; before the 101, a close is a failed handshake.
   socket.on('close', () => {
     if (!upgraded) { failOnce('closed_before_answer'); return; }
