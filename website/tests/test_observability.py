@@ -4,6 +4,7 @@ import io
 import json
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
@@ -140,6 +141,28 @@ def test_the_served_websites_lines_leave_in_batches() -> None:
     finally:
         out.close()
         configure_logging()  # the session's, as __main__'s but unbatched (capsys reads it)
+
+
+def test_a_warning_is_written_at_once_whatever_another_thread_logs_meanwhile() -> None:
+    # A warning rendered in one thread (a request in the thread pool) while another writes an
+    # info line and flushes: the warning still leaves with its own flush, not up to a flush
+    # interval later.
+    raw = _Writes()
+    out = BatchedStdout(raw, interval_s=60)  # the flush thread stays out of it
+
+    def write_the_warning() -> None:
+        out.write("the warning\n")
+        out.flush()
+
+    try:
+        with ThreadPoolExecutor(max_workers=1) as worker:  # one thread, reused
+            worker.submit(out.mark_severe).result()  # its warning is being rendered
+            out.write("info from the loop\n")
+            out.flush()
+            worker.submit(write_the_warning).result()
+            assert b"".join(raw.writes) == b"info from the loop\nthe warning\n"
+    finally:
+        out.close()
 
 
 @pytest.mark.parametrize(("variable", "endpoint", "recording"), [

@@ -66,7 +66,9 @@ class BatchedStdout:
             raw = io.FileIO(sys.stdout.fileno(), "w", closefd=False)
         self._stream = io.TextIOWrapper(io.BufferedWriter(raw, BUFFER_BYTES), encoding="utf-8")
         self._lock = threading.Lock()  # structlog's logger and the stdlib handler both write
-        self._severe = False
+        # Per thread: the mark is set while a line is rendered and read by the flush() after its
+        # write, both in the thread that logs it; another thread's flush must not clear it.
+        self._severe = threading.local()
         self._stop = threading.Event()
         self.flusher = threading.Thread(target=self._flush_every, args=(interval_s,),
                                         name="log-flush", daemon=True)  # fmt: skip
@@ -79,11 +81,11 @@ class BatchedStdout:
 
     def mark_severe(self) -> None:
         """The line being written is a warning or worse: the next flush() writes."""
-        self._severe = True
+        self._severe.marked = True
 
     def flush(self) -> None:
-        if self._severe or self._stop.is_set():  # closed (at exit): every line at once
-            self._severe = False
+        if getattr(self._severe, "marked", False) or self._stop.is_set():  # closed: every line
+            self._severe.marked = False
             self.write_out()
 
     def write_out(self) -> None:
