@@ -192,8 +192,10 @@ async def test_a_storm_into_new_rooms_reads_presence_on_few_connections(
             assert names(welcome) == {f"a{n}", f"b{n}"}, welcome
         held = bus_connections(redis, a.node)
         assert held <= bus.CONNECTIONS, (before, held)
-        # Connections are kept once opened: the storm's reads needed no more than a few.
-        assert held - before <= 2, (before, held)
+        # Connections are kept once opened. The storm's presence reads took one; the writer,
+        # the pinger and the sweep may each open theirs during it too, depending on when they
+        # first ran (a run saw 3 new). Read one room at a time, they would fill the bound.
+        assert held - before <= 4, (before, held)
 
 
 async def test_the_bus_holds_at_most_its_bound_of_connections(
