@@ -4,7 +4,8 @@ One supervisor task owns the link. Each session opens a fresh client and a fresh
 connection (redis-py's own retries are off: half-reconnected pub/sub connections are what we
 avoid), subscribes to every channel wanted at that moment, and is "up" once Redis confirmed
 them all. The session then runs three tasks: the reader (hands each message to `on_message`),
-the writer (publishes and presence writes, in order, pipelined) and a pinger (a dead or
+the writer (publishes and presence writes, in order, pipelined on a connection of its own)
+and a pinger (a dead or
 unreachable Redis ends the session within about BUS_TIMEOUT_S + 1 s). Any failure ends the
 session: the bus is down (chat_bus_up 0, one warning, /readyz 503), writes are dropped, and
 the supervisor reconnects with capped, jittered backoff and subscribes again, by itself.
@@ -23,22 +24,25 @@ from typing import Any, TypeVar
 
 import structlog
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.client import Pipeline, PubSub
+from redis.asyncio.client import PubSub
+from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ResponseError
+from redis.typing import EncodableT
 
 from . import metrics
 
 log = structlog.get_logger()
 
 T = TypeVar("T")
-Write = Callable[[Pipeline], Any]  # queues one command on the writer's pipeline
-Queued = tuple[bool, Write]  # (is a publication, the write)
+Command = tuple[EncodableT, ...]  # one Redis command as its words: ("PUBLISH", channel, data)
+Queued = tuple[bool, Command]  # (is a publication, the command)
 QUEUE_BOUND = 10_000  # writes waiting for Redis; beyond it they are dropped (and counted)
 BATCH = 256  # writes per pipeline round trip
-# Connections per session, the pub/sub one included: the reader, the writer, the pinger, the
-# presence reads and the sweep each use one at a time. redis-py's default pool has no bound (a
-# connect storm into 500 new rooms opened 98); at the bound a command waits
+# Connections per session, the pub/sub one included: the reader and the writer hold one each,
+# the pinger, the presence reads and the sweep each use one at a time. redis-py's default pool
+# has no bound (a connect storm into 500 new rooms opened 98); at the bound a command waits
 # for a free connection (at most the bus timeout).
 CONNECTIONS = 8
 PING_S = 1.0
@@ -90,19 +94,19 @@ class Bus:
         """Seconds the current session has been up (0 while down)."""
         return time.monotonic() - self.up_since if self.up else 0.0
 
-    def write(self, op: Write, *, publication: bool = False) -> None:
+    def write(self, command: Command, *, publication: bool = False) -> None:
         """Queues a write (a publication, a presence entry); dropped while the bus is down.
         Never waits: writes leave in the order they were queued, on one connection."""
         if not self.up:
             metrics.BUS_DROPPED.inc()
             return
         try:
-            self._writes.put_nowait((publication, op))
+            self._writes.put_nowait((publication, command))
         except asyncio.QueueFull:
             metrics.BUS_DROPPED.inc()
 
     def publish(self, channel: str, data: bytes) -> None:
-        self.write(lambda pipe: pipe.publish(channel, data), publication=True)
+        self.write(("PUBLISH", channel, data), publication=True)
 
     async def call(self, command: Callable[[Redis], Awaitable[T]]) -> T:
         """A command on this session's client; BusDown while there is none."""
@@ -235,29 +239,35 @@ class Bus:
                     future.set_result(None)
 
     async def _write_loop(self, client: Redis) -> None:
-        while True:
-            batch = [await self._writes.get()]
-            while len(batch) < BATCH and not self._writes.empty():
-                batch.append(self._writes.get_nowait())
-            pipe = client.pipeline(transaction=False)
-            for _, op in batch:
-                op(pipe)
-            try:
-                results = await pipe.execute(raise_on_error=False)
-            except Exception:
-                metrics.BUS_DROPPED.inc(len(batch))
-                raise
-            finally:
-                for _ in batch:
-                    self._writes.task_done()
-            published = 0
-            for (publication, _), result in zip(batch, results, strict=True):
-                if isinstance(result, Exception):  # e.g. OOM under maxmemory: said, not fatal
-                    log.warning("bus write refused", error=str(result)[:200])
-                    metrics.BUS_DROPPED.inc()
-                elif publication:
-                    published += 1
-            metrics.BUS_PUBLISHED.inc(published)
+        # The writer's connection is taken once per session: redis-py's pipeline takes one
+        # from the pool and gives it back on every execute(), and that cost more CPU than a
+        # lone publication's own round trip (docs/design.md §11, "The bus's writes").
+        pool = client.connection_pool
+        conn = await pool.get_connection()  # type: ignore[no-untyped-call]
+        try:
+            while True:
+                batch = [await self._writes.get()]
+                while len(batch) < BATCH and not self._writes.empty():
+                    batch.append(self._writes.get_nowait())
+                try:
+                    replies = await round_trip(conn, [command for _, command in batch])
+                except Exception:
+                    metrics.BUS_DROPPED.inc(len(batch))
+                    raise
+                finally:
+                    for _ in batch:
+                        self._writes.task_done()
+                published = 0
+                for (publication, _), reply in zip(batch, replies, strict=True):
+                    if isinstance(reply, ResponseError):  # OOM under maxmemory: said, not fatal
+                        log.warning("bus write refused", error=str(reply)[:200])
+                        metrics.BUS_DROPPED.inc()
+                    elif publication:
+                        published += 1
+                metrics.BUS_PUBLISHED.inc(published)
+        finally:
+            with contextlib.suppress(Exception):  # a broken link: the client's close ends it
+                await pool.release(conn)
 
     async def _ping(self, client: Redis, pubsub: PubSub) -> None:
         """Ends the session when Redis stops answering: a command ping on the client, and one
@@ -306,6 +316,20 @@ class Bus:
     async def _quietly(awaitable: Awaitable[Any]) -> None:
         with contextlib.suppress(Exception):
             await awaitable
+
+
+async def round_trip(conn: AbstractConnection, commands: list[Command]) -> list[Any]:
+    """Sends the commands in one write and reads their replies in order, as a pipeline without
+    a transaction does; a command Redis refused has its ResponseError for a reply. A broken or
+    silent link (the connection's socket timeout) raises."""
+    await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+    replies: list[Any] = []
+    for _ in commands:
+        try:
+            replies.append(await conn.read_response())
+        except ResponseError as refused:
+            replies.append(refused)
+    return replies
 
 
 def _leaf(exc: BaseException) -> BaseException:

@@ -19,14 +19,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Mapping
+from itertools import chain
 from typing import Any
 
 import structlog
-from redis.asyncio.client import Pipeline
 
 from . import channels, fanout, metrics, typing_indicator, wire
-from .bus import Bus, BusDown
+from .bus import Bus, BusDown, Command
 from .channels import Envelope
 from .connection import ChatConnection
 from .keepalive import Watchdog
@@ -129,7 +129,7 @@ class Relay:
         """The user's last tab in the room on this replica is gone."""
         field = channels.presence_field(self._node, user.id)
         key = channels.presence_key(room)
-        self._bus.write(lambda pipe: pipe.hdel(key, field))
+        self._bus.write(("HDEL", key, field))
         self._publish(room, channels.LEAVE, channels.user_payload(user))
 
     def message(self, room: str, frame: str) -> None:
@@ -236,11 +236,13 @@ class Relay:
         for room in self._rooms.names():
             entries = {channels.presence_field(self._node, u.id): u.name
                        for u in self._rooms.members(room)}  # fmt: skip
-            self._bus.write(self._entries_write(channels.presence_key(room), entries))
+            if entries:
+                self._bus.write(self._entries_write(channels.presence_key(room), entries))
 
-    def _entries_write(self, key: str, entries: dict[str, str]) -> Callable[[Pipeline], Any]:
-        mapping: dict[Any, Any] = entries
-        return lambda pipe: pipe.hsetex(key, mapping=mapping, px=self._ttl_ms)
+    def _entries_write(self, key: str, entries: Mapping[str, str]) -> Command:
+        """HSETEX: the fields, each to expire a TTL from now."""
+        return ("HSETEX", key, "PX", self._ttl_ms, "FIELDS", len(entries),
+                *chain.from_iterable(entries.items()))  # fmt: skip
 
     async def _sweeps(self) -> None:
         while True:

@@ -6,6 +6,7 @@ Redis outage: local delivery goes on, /readyz says 503, and everything comes bac
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import signal
 import sys
@@ -107,6 +108,39 @@ async def test_messages_cross_replicas_in_order_once(
         await nothing_more(bob, 0.3)
         # Nothing is stored but who is where: one presence hash for the room.
         assert redis.client().keys("*") == [b"parley:presence:lobby"]
+
+
+async def test_a_full_redis_refuses_presence_writes_and_messages_still_cross(
+    start_chat: StartChat, redis: RedisServer, log_output: io.StringIO
+) -> None:
+    """Out of memory (noeviction, as ops/redis runs it), Redis refuses a join's presence entry:
+    the replica says so and counts it, its bus stays up, and the join and the messages
+    (PUBLISH, never refused for memory) still reach the other replica, in the same round
+    trips as the refused write."""
+    a, b = await start_chat(), await start_chat()
+    admin = redis.client()
+    async with AsyncExitStack() as stack:
+        alice = await stack.enter_async_context(b.join("room", "u1", "Alice"))
+        await recv_type(alice, wire.FRAME_WELCOME)
+        dropped = REGISTRY.get_sample_value("chat_bus_dropped_total") or 0.0
+        admin.config_set("maxmemory", 1)
+        try:
+            bob = await stack.enter_async_context(a.join("room", "u2", "Bob"))
+            assert names(await recv_type(bob, wire.FRAME_WELCOME)) == {"u1", "u2"}
+            bob_joined = joined(await next_of(alice, wire.FRAME_PRESENCE))
+            assert bob_joined == [{"id": "u2", "name": "Bob"}]
+            await until(lambda: (REGISTRY.get_sample_value("chat_bus_dropped_total") or 0.0)
+                        > dropped, "the refused write to be counted")  # fmt: skip
+            assert not admin.hexists("parley:presence:room", f"{a.node}:u2")
+            await say(bob, "still here")
+            frame = await next_of(alice, wire.FRAME_MESSAGE)
+            assert frame["text"] == "still here"
+            assert a.servers.bus.up
+        finally:
+            admin.config_set("maxmemory", 0)
+    refusals = [json.loads(line) for line in log_output.getvalue().splitlines()
+                if '"bus write refused"' in line]  # fmt: skip
+    assert refusals and "maxmemory" in refusals[0]["error"], refusals
 
 
 async def test_delivery_latency_across_replicas(start_chat: StartChat) -> None:
