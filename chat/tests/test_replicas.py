@@ -123,6 +123,7 @@ async def test_a_full_redis_refuses_presence_writes_and_messages_still_cross(
         alice = await stack.enter_async_context(b.join("room", "u1", "Alice"))
         await recv_type(alice, wire.FRAME_WELCOME)
         dropped = REGISTRY.get_sample_value("chat_bus_dropped_total") or 0.0
+        sessions = REGISTRY.get_sample_value("chat_bus_connects_total")
         admin.config_set("maxmemory", 1)
         try:
             bob = await stack.enter_async_context(a.join("room", "u2", "Bob"))
@@ -135,7 +136,9 @@ async def test_a_full_redis_refuses_presence_writes_and_messages_still_cross(
             await say(bob, "still here")
             frame = await next_of(alice, wire.FRAME_MESSAGE)
             assert frame["text"] == "still here"
+            # The same sessions all along: a refusal is not a broken link.
             assert a.servers.bus.up
+            assert REGISTRY.get_sample_value("chat_bus_connects_total") == sessions
         finally:
             admin.config_set("maxmemory", 0)
     refusals = [json.loads(line) for line in log_output.getvalue().splitlines()
