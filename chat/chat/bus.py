@@ -247,6 +247,9 @@ class Bus:
         try:
             while True:
                 batch = [await self._writes.get()]
+                # One loop turn first, so that the writes of whatever else is ready (a storm's
+                # joins) share this round trip rather than each take the next.
+                await asyncio.sleep(0)
                 while len(batch) < BATCH and not self._writes.empty():
                     batch.append(self._writes.get_nowait())
                 try:
