@@ -4,11 +4,11 @@ One supervisor task owns the link. Each session opens a fresh client and a fresh
 connection (redis-py's own retries are off: half-reconnected pub/sub connections are what we
 avoid), subscribes to every channel wanted at that moment, and is "up" once Redis confirmed
 them all. The session then runs three tasks: the reader (hands each message to `on_message`),
-the writer (publishes and presence writes, in order, pipelined on a connection of its own)
-and a pinger (a dead or
-unreachable Redis ends the session within about BUS_TIMEOUT_S + 1 s). Any failure ends the
-session: the bus is down (chat_bus_up 0, one warning, /readyz 503), writes are dropped, and
-the supervisor reconnects with capped, jittered backoff and subscribes again, by itself.
+the writer (publishes and presence writes, in order, pipelined on a connection of its own) and
+a pinger (a dead or unreachable Redis ends the session within about BUS_TIMEOUT_S + 1 s).
+Any failure ends the session: the bus is down (chat_bus_up 0, one warning, /readyz 503),
+writes are dropped, and the supervisor reconnects with capped, jittered backoff and
+subscribes again, by itself.
 
 Local members never wait for any of this: the handler writes to them first, and only queues
 the publication here (docs/design.md §5, "Bus")."""
@@ -39,7 +39,7 @@ T = TypeVar("T")
 Command = tuple[EncodableT, ...]  # one Redis command as its words: ("PUBLISH", channel, data)
 Queued = tuple[bool, Command]  # (is a publication, the command)
 QUEUE_BOUND = 10_000  # writes waiting for Redis; beyond it they are dropped (and counted)
-BATCH = 256  # writes per pipeline round trip
+BATCH = 256  # writes per round trip
 # Connections per session, the pub/sub one included: the reader and the writer hold one each,
 # the pinger, the presence reads and the sweep each use one at a time. redis-py's default pool
 # has no bound (a connect storm into 500 new rooms opened 98); at the bound a command waits
@@ -241,7 +241,7 @@ class Bus:
     async def _write_loop(self, client: Redis) -> None:
         # The writer's connection is taken once per session: redis-py's pipeline takes one
         # from the pool and gives it back on every execute(), and that cost more CPU than a
-        # lone publication's own round trip (docs/design.md §11, "The bus's writes").
+        # lone publication's own round trip (docs/design.md §11, "The bus's writes keep one connection").
         pool = client.connection_pool
         conn = await pool.get_connection()  # type: ignore[no-untyped-call]
         try:

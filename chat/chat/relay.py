@@ -236,8 +236,7 @@ class Relay:
         for room in self._rooms.names():
             entries = {channels.presence_field(self._node, u.id): u.name
                        for u in self._rooms.members(room)}  # fmt: skip
-            if entries:
-                self._bus.write(self._entries_write(channels.presence_key(room), entries))
+            self._bus.write(self._entries_write(channels.presence_key(room), entries))
 
     def _entries_write(self, key: str, entries: Mapping[str, str]) -> Command:
         """HSETEX: the fields, each to expire a TTL from now."""

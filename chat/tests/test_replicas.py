@@ -114,9 +114,9 @@ async def test_a_full_redis_refuses_presence_writes_and_messages_still_cross(
     start_chat: StartChat, redis: RedisServer, log_output: io.StringIO
 ) -> None:
     """Out of memory (noeviction, as ops/redis runs it), Redis refuses a join's presence entry:
-    the replica says so and counts it, its bus stays up, and the join and the messages
-    (PUBLISH, never refused for memory) still reach the other replica, in the same round
-    trips as the refused write."""
+    the replica says so and counts it, its bus stays up, and the join (queued right after the
+    refused write) and a message (PUBLISH is never refused for memory) still reach the other
+    replica, which has no presence entry to learn Bob from."""
     a, b = await start_chat(), await start_chat()
     admin = redis.client()
     async with AsyncExitStack() as stack:
@@ -229,9 +229,10 @@ async def test_a_storm_into_new_rooms_reads_presence_on_few_connections(
             assert names(welcome) == {f"a{n}", f"b{n}"}, welcome
         held = bus_connections(redis, a.node)
         assert held <= bus.CONNECTIONS, (before, held)
-        # Connections are kept once opened. The storm's presence reads took one; the writer,
-        # the pinger and the sweep may each open theirs during it too, depending on when they
-        # first ran (a run saw 3 new). Read one room at a time, they would fill the bound.
+        # Connections are kept once opened. The storm's presence reads took one; the pinger
+        # and the sweep may each open theirs during it too, depending on when they first ran
+        # (a run saw 3 new, when the writer still took one per round trip; it now holds its
+        # own from the session's start). Read one room at a time, they would fill the bound.
         assert held - before <= 4, (before, held)
 
 
