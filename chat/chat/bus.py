@@ -241,7 +241,8 @@ class Bus:
     async def _write_loop(self, client: Redis) -> None:
         # The writer's connection is taken once per session: redis-py's pipeline takes one
         # from the pool and gives it back on every execute(), and that cost more CPU than a
-        # lone publication's own round trip (docs/design.md §11, "The bus's writes keep one connection").
+        # lone publication's own round trip
+        # (docs/design.md §11, "The bus's writes keep one connection").
         pool = client.connection_pool
         conn = await pool.get_connection()  # type: ignore[no-untyped-call]
         try:
