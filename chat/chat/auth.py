@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -98,10 +100,7 @@ class TokenDecoder:
     async def decode(
         self, token: str, *, required: tuple[str, ...], max_lifetime_s: int
     ) -> dict[str, Any]:
-        try:
-            header = jwt.get_unverified_header(token)
-        except (jwt.InvalidTokenError, ValueError, TypeError):
-            raise unauthorized("malformed token") from None
+        header = _unverified_header(token)
         # Checked before any key lookup so forged headers cannot trigger JWKS refreshes.
         if header.get("alg") != wire.TOKEN_ALGORITHM:
             raise unauthorized("unsupported token algorithm")
@@ -140,6 +139,21 @@ class TokenDecoder:
         if exp - iat > max_lifetime_s:
             raise unauthorized("token lifetime too long")
         return claims
+
+
+def _unverified_header(token: str) -> dict[str, Any]:
+    """The token's header alone, to pick its key. PyJWT's get_unverified_header decodes and
+    checks all three segments, and decode() then does it all again: 17 of the 190 µs a token
+    took. Nothing read here is trusted: decode() checks the whole token, this header
+    included, against the key it picks."""
+    segment = token.partition(".")[0]
+    try:
+        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (ValueError, RecursionError):  # bad base64, UTF-8 or JSON, however deep
+        raise unauthorized("malformed token") from None
+    if not isinstance(header, dict):
+        raise unauthorized("malformed token")
+    return header
 
 
 class TokenVerifier:

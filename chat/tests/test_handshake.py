@@ -65,6 +65,11 @@ def http_get(url: str) -> tuple[int, str]:
 
 TOKEN_CASES: dict[str, Callable[[FakeWebsite], str]] = {
     "malformed": lambda w: "not-a-jwt",
+    # The header is read alone first, to pick the key: whatever it holds is a 401, and junk
+    # after a good header is still caught by the whole token's check.
+    "header not JSON": lambda w: f"{b64(b'{nope')}.{w.mint().partition('.')[2]}",
+    "header a list": lambda w: f"{b64(b'[1]')}.{w.mint().partition('.')[2]}",
+    "junk in the payload": lambda w: w.mint().replace(".", ".!", 1),
     "wrong signature": lambda w: w.mint(key=Ed25519PrivateKey.generate()),
     "expired": lambda w: w.mint(iat=int(time.time()) - 90, nbf=int(time.time()) - 90,
                                 exp=int(time.time()) - 30),
