@@ -15,7 +15,7 @@ from . import log as logsetup
 from .config import Settings, load_settings
 from .server import build_servers
 
-log = structlog.get_logger()
+log = structlog.get_logger(__name__)
 
 
 async def run(settings: Settings) -> None:

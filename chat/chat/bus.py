@@ -33,7 +33,7 @@ from redis.typing import EncodableT
 
 from . import metrics
 
-log = structlog.get_logger()
+log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 Command = tuple[EncodableT, ...]  # one Redis command as its words: ("PUBLISH", channel, data)

@@ -15,7 +15,7 @@ from .connection import ChatConnection
 from .revocations import Revocations
 from .rooms import Rooms
 
-log = structlog.get_logger()
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from .auth import AuthError, unauthorized
 from .control import Control
 from .notices import NoticeVerifier
 
-log = structlog.get_logger()
+log = structlog.get_logger(__name__)
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 MAX_MESSAGE_BYTES = 8192  # a notice is a few hundred bytes

@@ -23,7 +23,7 @@ from .relay import Relay
 from .revocations import Revocations
 from .rooms import Rooms
 
-log = structlog.get_logger()
+log = structlog.get_logger(__name__)
 
 class ChatHandler:
     def __init__(

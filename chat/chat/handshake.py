@@ -20,7 +20,7 @@ from .caps import NodeCap
 from .connection import ChatConnection
 from .revocations import Revocations
 
-log = structlog.get_logger()
+log = structlog.get_logger(__name__)
 
 SUBPROTOCOL = Subprotocol(wire.SUBPROTOCOL)
 RETRY_AFTER_S = 10  # node_full: when to try again (another replica may have room sooner)

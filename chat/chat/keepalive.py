@@ -27,7 +27,7 @@ from websockets.protocol import State
 from . import metrics, prepared, wire
 from .connection import ChatConnection
 
-log = structlog.get_logger()
+log = structlog.get_logger(__name__)
 
 # After the close frame, how long a cut client gets to answer before the transport is aborted:
 # never wait for a client that does not read.

@@ -13,7 +13,7 @@ from jwt import PyJWK, PyJWKSet, PyJWTError
 
 from . import wire
 
-log = structlog.get_logger()
+log = structlog.get_logger(__name__)
 
 MAX_JWKS_BYTES = 1 << 20
 

@@ -30,7 +30,7 @@ from websockets.protocol import State
 
 from .connection import ChatConnection
 
-log = structlog.get_logger()
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,7 @@ from .presence_reads import PresenceReads, read_hashes
 from .protocol import User
 from .rooms import Rooms
 
-log = structlog.get_logger()
+log = structlog.get_logger(__name__)
 
 _KIND_LABELS = {
     channels.MESSAGE: "message",

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -15,17 +14,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-import structlog
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from chat import log as logsetup
 from chat.config import Settings
 from chat.keys import KeyStore
 from chat.server import build_servers
-from tests.helpers import JWKS_PATH, Chat, FakeWebsite, until
+from tests.helpers import JWKS_PATH, Chat, FakeWebsite, service_logs, until
 from tests.redis_server import RedisServer
 
 # Short presence timings, so a crashed replica's users leave within seconds.
@@ -55,17 +52,9 @@ def spans() -> Iterator[InMemorySpanExporter]:
 @pytest.fixture
 def log_output() -> Iterator[io.StringIO]:
     """The service's log configuration, writing to a buffer."""
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
     buf = io.StringIO()
-    logsetup.configure("INFO", stream=buf)
-    yield buf
-    for handler in root.handlers:
-        handler.close()  # its flush thread too
-    structlog.reset_defaults()
-    root.handlers[:], level = saved
-    root.setLevel(level)
-    logging.getLogger("websockets").setLevel(logging.NOTSET)
+    with service_logs(buf):
+        yield buf
 
 
 class _JWKSServer(ThreadingHTTPServer):

@@ -5,16 +5,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import os
 import socket
 import struct
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import jwt
+import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import OKPAlgorithm
 from websockets.asyncio.client import ClientConnection, connect
@@ -22,6 +25,7 @@ from websockets.asyncio.client import connect as Connect  # the type, named for 
 from websockets.asyncio.server import Server
 
 from chat import channels, wire
+from chat import log as logsetup
 from chat.caps import NodeCap
 from chat.revocations import Revocations
 from chat.server import Servers
@@ -92,6 +96,23 @@ class FakeWebsite:
             algorithm=wire.TOKEN_ALGORITHM,
             headers={"kid": kid or current_kid},
         )
+
+
+@contextmanager
+def service_logs(stream: TextIO) -> Iterator[None]:
+    """The service's log configuration, writing to `stream`; the tests' own afterwards."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    logsetup.configure("INFO", stream=stream)
+    try:
+        yield
+    finally:
+        for handler in root.handlers:
+            handler.close()  # its flush thread too
+        structlog.reset_defaults()
+        root.handlers[:], level = saved
+        root.setLevel(level)
+        logging.getLogger("websockets").setLevel(logging.NOTSET)
 
 
 def port_of(server: Server) -> int:

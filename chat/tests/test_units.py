@@ -20,6 +20,7 @@ from chat.presence import RoomView
 from chat.protocol import User, now_rfc3339
 from chat.ratelimit import FloodGuard, TokenBucket
 from chat.rooms import Rooms
+from tests.helpers import service_logs
 
 
 class Clock:
@@ -288,6 +289,25 @@ def test_a_warning_is_written_at_once_after_the_lines_before_it(
     assert b"".join(raw.writes) == b"opened\nslow consumer cut\nclosed\n"
     handler.flusher.join(timeout=5)
     assert not handler.flusher.is_alive()
+
+
+def test_the_chat_s_own_lines_are_batched_and_a_warning_is_written_at_once() -> None:
+    # The chat's events skip stdlib logging (chat/log.py, EventLines): same handler, same rules.
+    raw = _Writes()
+    with service_logs(io.TextIOWrapper(io.BufferedWriter(raw, 64 * 1024), encoding="utf-8")):
+        log = structlog.get_logger("chat.keepalive")
+        log.info("connection opened", first_tab=True)
+        log.warning("slow consumer cut", reason="buffer")
+        written = [json.loads(line) for line in b"".join(raw.writes).splitlines()]
+        assert [(r["event"], r["level"], r["logger"], r["service"]) for r in written] == [
+            ("connection opened", "info", "chat.keepalive", "chat"),
+            ("slow consumer cut", "warning", "chat.keepalive", "chat"),
+        ]
+        log.debug("below the level")
+        log.info("connection closed")
+    # The exit (logging.shutdown() in the process) writes what was buffered, and only that.
+    written = [json.loads(line)["event"] for line in b"".join(raw.writes).splitlines()]
+    assert written == ["connection opened", "slow consumer cut", "connection closed"]
 
 
 async def test_a_bus_with_no_channel_refuses_to_run() -> None:
