@@ -67,7 +67,3 @@ class Envelope:
             return User(str(obj["id"]), str(obj["name"]))
         except (ValueError, KeyError, TypeError):
             return None
-
-
-def user_payload(user: User) -> str:
-    return json.dumps(user.as_json(), ensure_ascii=False, separators=(",", ":"))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +19,12 @@ from .wire import ERROR_BAD_MESSAGE, ERROR_TOO_LONG, MAX_CLIENT_ID_CHARS, MAX_TE
 class User:
     id: str
     name: str
+    # The user as a JSON object, encoded once: a welcome lists every member, and a join storm
+    # into one room encoded the same members again for every joiner (docs/design.md §11).
+    encoded: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "encoded", _encode(self.as_json()))
 
     def as_json(self) -> dict[str, str]:
         # Only id and name ever leave the server: never the email.
@@ -79,31 +85,28 @@ def now_rfc3339() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _encode(frame: dict[str, Any]) -> str:
-    return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
+def _encode(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _users(users: Iterable[User]) -> str:
+    """A JSON array of users, spliced from their own encodings."""
+    return "[" + ",".join(u.encoded for u in users) + "]"
+
+
+# The welcome and presence frames are spliced from encoded parts, each part json's own
+# output; the result is what json.dumps of the whole frame gives, byte for byte (tests).
 
 
 def welcome(room: str, you: User, members: Iterable[User]) -> str:
-    return _encode(
-        {
-            "type": wire.FRAME_WELCOME,
-            "room": room,
-            "you": you.as_json(),
-            "members": [m.as_json() for m in members],
-        }
-    )
+    return (f'{{"type":"{wire.FRAME_WELCOME}","room":{_encode(room)},"you":{you.encoded},'
+            f'"members":{_users(members)}}}')  # fmt: skip
 
 
 def presence(joined: Iterable[User], left: Iterable[User]) -> str:
     """Who joined and who left the room since the last presence frame."""
-    return _encode(
-        {
-            "type": wire.FRAME_PRESENCE,
-            "joined": [u.as_json() for u in joined],
-            "left": [u.as_json() for u in left],
-            "ts": now_rfc3339(),
-        }
-    )
+    return (f'{{"type":"{wire.FRAME_PRESENCE}","joined":{_users(joined)},'
+            f'"left":{_users(left)},"ts":"{now_rfc3339()}"}}')  # fmt: skip
 
 
 def message(room: str, sender: User, msg: ChatMessage) -> str:

@@ -123,14 +123,14 @@ class Relay:
         field = channels.presence_field(self._node, user.id)
         key = channels.presence_key(room)
         self._bus.write(self._entries_write(key, {field: user.name}))
-        self._publish(room, channels.JOIN, channels.user_payload(user))
+        self._publish(room, channels.JOIN, user.encoded)
 
     def left(self, room: str, user: User) -> None:
         """The user's last tab in the room on this replica is gone."""
         field = channels.presence_field(self._node, user.id)
         key = channels.presence_key(room)
         self._bus.write(("HDEL", key, field))
-        self._publish(room, channels.LEAVE, channels.user_payload(user))
+        self._publish(room, channels.LEAVE, user.encoded)
 
     def message(self, room: str, frame: str) -> None:
         """A message frame, already written to the local members, for the other replicas."""
@@ -138,7 +138,7 @@ class Relay:
 
     def typing(self, room: str, user: User) -> None:
         """A member is typing (already told to the local members), for the other replicas."""
-        self._publish(room, channels.TYPING, channels.user_payload(user))
+        self._publish(room, channels.TYPING, user.encoded)
 
     def _publish(self, room: str, kind: str, payload: str) -> None:
         envelope = Envelope(self._node, kind, time.time(), payload)

@@ -7,6 +7,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator
+from functools import partial
 
 import pytest
 import structlog
@@ -17,7 +18,7 @@ from chat.channels import Envelope
 from chat.config import Settings, load_settings
 from chat.log import BatchedStreamHandler
 from chat.presence import RoomView
-from chat.protocol import User, now_rfc3339
+from chat.protocol import User, now_rfc3339, presence, welcome
 from chat.ratelimit import FloodGuard, TokenBucket
 from chat.rooms import Rooms
 from tests.helpers import service_logs
@@ -87,6 +88,28 @@ def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     for name in ENV_NAMES:
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
+
+
+# Names the encoder must escape or keep as they are: quotes, backslashes, non-ASCII, emoji.
+ODD_USERS = [User("u1", 'Al "the" ice'), User("u2", "B\\ob</script>"), User("u3", "Zoë 😀"),
+             User("u4", "\u2028 line")]  # fmt: skip
+
+
+def test_welcome_and_presence_are_what_json_gives_for_the_whole_frame() -> None:
+    # The two frames are spliced from each user's own encoding (User.encoded).
+    dumps = partial(json.dumps, ensure_ascii=False, separators=(",", ":"))
+    members = [u.as_json() for u in ODD_USERS]
+    assert welcome('r"1', ODD_USERS[0], ODD_USERS) == dumps(
+        {"type": "welcome", "room": 'r"1', "you": members[0], "members": members})
+    assert welcome("lobby", ODD_USERS[0], []) == dumps(
+        {"type": "welcome", "room": "lobby", "you": members[0], "members": []})
+    frame = presence(ODD_USERS[:3], ODD_USERS[3:])
+    ts = json.loads(frame)["ts"]
+    assert frame == dumps(
+        {"type": "presence", "joined": members[:3], "left": members[3:], "ts": ts})
+    empty = presence([], [])
+    assert empty == dumps(
+        {"type": "presence", "joined": [], "left": [], "ts": json.loads(empty)["ts"]})
 
 
 def test_settings_from_env(env: pytest.MonkeyPatch) -> None:
@@ -175,7 +198,7 @@ def test_envelopes_round_trip_and_junk_is_refused() -> None:
     frame = '{"type":"message","text":"a\\nb ünï"}'
     envelope = Envelope("n1", channels.MESSAGE, 12.5, frame)
     assert Envelope.decode(envelope.encode()) == envelope
-    join = Envelope("n1", channels.JOIN, 1.0, channels.user_payload(User("u1", "Al\nice")))
+    join = Envelope("n1", channels.JOIN, 1.0, User("u1", "Al\nice").encoded)
     assert Envelope.decode(join.encode()).user() == User("u1", "Al\nice")  # type: ignore[union-attr]
     for junk in (b"", b"n1\nm\n1.0", b"n1\nx\n1.0\n{}", b"\nm\n1.0\n{}", b"n1\nm\nnow\n{}",
                  b"\xff\nm\n1\n{}"):  # fmt: skip
