@@ -113,10 +113,11 @@ class Relay:
         """Everyone in the room: this replica's members, then the others'."""
         local = self._rooms.members(room)
         view = self._views.get(room)
-        if view is None:
+        others = view.users() if view is not None else []
+        if not others:  # no one elsewhere: no set of the local ids (a welcome in a big room)
             return local
         here = {u.id for u in local}
-        return local + [u for u in view.users() if u.id not in here]
+        return local + [u for u in others if u.id not in here]
 
     def joined(self, room: str, user: User) -> None:
         """The user's first tab in the room on this replica."""
