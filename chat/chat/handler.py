@@ -152,7 +152,7 @@ class ChatHandler:
                 if isinstance(msg, FrameError) and typing_indicator.is_typing(raw):  # not answered
                     if typing_gate.allow():
                         others = typing_indicator.recipients(self._rooms, room, user.id)
-                        typing = typing_indicator.frame(user)
+                        typing = protocol.typing(user)
                         self._broadcast(room, wire.FRAME_TYPING, others, typing, links)
                         self._relay.typing(room, user)
                     continue

@@ -6,7 +6,7 @@ import io
 import logging
 import sys
 import threading
-from typing import Any, TextIO
+from typing import Any, ClassVar, TextIO
 
 import structlog
 from structlog.typing import EventDict, Processor
@@ -89,18 +89,16 @@ class EventLines:
     handler is looked up at every line because structlog keeps a module's logger for good
     once used, and the tests configure again."""
 
-    handler: BatchedStreamHandler | None = None
+    handler: ClassVar[BatchedStreamHandler]  # set by configure() before it makes any logger
 
     def __init__(self, name: str = "chat") -> None:
         self.name = name  # `structlog.get_logger(__name__)`: the line's `logger`, as stdlib's
 
     def _line(self, line: str) -> None:
-        if EventLines.handler is not None:
-            EventLines.handler.write_line(line, at_once=False)
+        EventLines.handler.write_line(line, at_once=False)
 
     def _line_at_once(self, line: str) -> None:
-        if EventLines.handler is not None:
-            EventLines.handler.write_line(line, at_once=True)
+        EventLines.handler.write_line(line, at_once=True)
 
     debug = info = msg = _line
     warning = warn = error = critical = exception = fatal = _line_at_once

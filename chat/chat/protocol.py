@@ -109,6 +109,11 @@ def presence(joined: Iterable[User], left: Iterable[User]) -> str:
             f'"left":{_users(left)},"ts":"{now_rfc3339()}"}}')  # fmt: skip
 
 
+def typing(user: User) -> str:
+    """A member is typing (to the room's other connections)."""
+    return f'{{"type":"{wire.FRAME_TYPING}","user":{user.encoded}}}'
+
+
 def message(room: str, sender: User, msg: ChatMessage) -> str:
     frame: dict[str, Any] = {
         "type": wire.FRAME_MESSAGE,

@@ -25,7 +25,7 @@ from typing import Any
 
 import structlog
 
-from . import channels, fanout, metrics, typing_indicator, wire
+from . import channels, fanout, metrics, protocol, typing_indicator, wire
 from .bus import Bus, BusDown, Command
 from .channels import Envelope
 from .connection import ChatConnection
@@ -171,7 +171,7 @@ class Relay:
             return
         if envelope.kind == channels.TYPING:  # never to the typing user's own tabs here
             others = typing_indicator.recipients(self._rooms, room, user.id)
-            frame = typing_indicator.frame(user)
+            frame = protocol.typing(user)
             fanout.broadcast(self._watchdog, room, wire.FRAME_TYPING, others, frame, ())
             return
         now = time.monotonic()

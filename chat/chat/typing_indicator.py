@@ -13,7 +13,6 @@ from collections.abc import Callable, Hashable, Set
 from typing import Any, TypeVar
 
 from . import wire
-from .protocol import User
 from .rooms import Rooms
 
 TYPING_INTERVAL_S = 2.0
@@ -58,9 +57,3 @@ def recipients(rooms: Rooms[C], room: str, user_id: str) -> Set[C]:
     """The room's connections but the sender's own (every tab of theirs)."""
     return rooms.connections(room) - rooms.user_connections(user_id)
 
-
-def frame(user: User) -> str:
-    return json.dumps(
-        {"type": wire.FRAME_TYPING, "user": user.as_json()}, ensure_ascii=False,
-        separators=(",", ":"),
-    )  # fmt: skip

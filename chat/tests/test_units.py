@@ -18,7 +18,7 @@ from chat.channels import Envelope
 from chat.config import Settings, load_settings
 from chat.log import BatchedStreamHandler
 from chat.presence import RoomView
-from chat.protocol import User, now_rfc3339, presence, welcome
+from chat.protocol import User, now_rfc3339, presence, typing, welcome
 from chat.ratelimit import FloodGuard, TokenBucket
 from chat.rooms import Rooms
 from tests.helpers import service_logs
@@ -95,8 +95,8 @@ ODD_USERS = [User("u1", 'Al "the" ice'), User("u2", "B\\ob</script>"), User("u3"
              User("u4", "\u2028 line")]  # fmt: skip
 
 
-def test_welcome_and_presence_are_what_json_gives_for_the_whole_frame() -> None:
-    # The two frames are spliced from each user's own encoding (User.encoded).
+def test_spliced_frames_are_what_json_gives_for_the_whole_frame() -> None:
+    # The welcome, presence and typing frames are spliced from each user's own encoding.
     dumps = partial(json.dumps, ensure_ascii=False, separators=(",", ":"))
     members = [u.as_json() for u in ODD_USERS]
     assert welcome('r"1', ODD_USERS[0], ODD_USERS) == dumps(
@@ -110,6 +110,8 @@ def test_welcome_and_presence_are_what_json_gives_for_the_whole_frame() -> None:
     empty = presence([], [])
     assert empty == dumps(
         {"type": "presence", "joined": [], "left": [], "ts": json.loads(empty)["ts"]})
+    for user, as_json in zip(ODD_USERS, members, strict=True):
+        assert typing(user) == dumps({"type": "typing", "user": as_json})
 
 
 def test_settings_from_env(env: pytest.MonkeyPatch) -> None:
