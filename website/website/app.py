@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from website import cookies
 from website.chat_control import ChatControl, bus_client
 from website.config import Settings
-from website.db import create_engine, create_read_sessionmaker, create_sessionmaker
+from website.db import autocommit, create_engine, create_sessionmaker
 from website.deps import Redirect
 from website.headers import SecurityHeadersMiddleware
 from website.logging import get_logger
@@ -75,7 +75,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.services = Services(
             engine=engine,
             sessionmaker=sessionmaker,
-            read_sessionmaker=create_read_sessionmaker(engine),
+            read_engine=autocommit(engine),
             issuer=issuer,
             http=http,
             bus=bus,

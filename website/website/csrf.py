@@ -8,14 +8,15 @@ from fastapi import HTTPException, Request, Response, status
 from website import cookies
 from website.config import Settings
 from website.models import UserSession
+from website.sessions import ReadSession
 
 FORM_FIELD = "csrf_token"
 HEADER = "X-CSRF-Token"
 
 
-def session_of(request: Request) -> UserSession | None:
+def session_of(request: Request) -> UserSession | ReadSession | None:
     # Unset when a request failed before the session lookup (e.g. an unknown path).
-    session: UserSession | None = getattr(request.state, "session", None)
+    session: UserSession | ReadSession | None = getattr(request.state, "session", None)
     return session
 
 
@@ -57,7 +58,9 @@ async def submitted_token(request: Request) -> str | None:
     return field if isinstance(field, str) else None
 
 
-def check_csrf(request: Request, session: UserSession | None, submitted: str | None) -> None:
+def check_csrf(
+    request: Request, session: UserSession | ReadSession | None, submitted: str | None
+) -> None:
     expected = (
         session.csrf_token if session is not None else request.cookies.get(_cookie_name(request))
     )

@@ -44,10 +44,8 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-def create_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions whose statements each commit on their own (AUTOCOMMIT, the same pool): a
+def autocommit(engine: AsyncEngine) -> AsyncEngine:
+    """The same engine and pool, its statements each committing on their own (AUTOCOMMIT): a
     read-only request skips the BEGIN and ROLLBACK round trips. Only for work where every
-    statement stands alone; anything that writes two things together takes the other one."""
-    return async_sessionmaker(
-        engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
-    )
+    statement stands alone; anything that writes two things together takes a session."""
+    return engine.execution_options(isolation_level="AUTOCOMMIT")

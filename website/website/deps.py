@@ -23,7 +23,7 @@ from website.models import Room, User, UserSession
 from website.passwords import Hasher
 from website.rooms import get_room
 from website.services import Services
-from website.sessions import load_session, load_session_in_room
+from website.sessions import ReadSession, load_session, load_session_in_room
 from website.tokens import TokenIssuer
 
 __all__ = ["UNSAFE_METHODS"]
@@ -137,7 +137,7 @@ PageSession = Annotated[UserSession, Depends(page_session)]
 
 @dataclass(frozen=True)
 class CallerInRoom:
-    session: UserSession
+    session: ReadSession
     room: str
     room_found: bool
 
@@ -150,13 +150,13 @@ class CallerInRoom:
 
 async def api_caller_in_room(request: Request, name: str) -> CallerInRoom:
     """The caller's session and whether room `name` exists, in one query on an AUTOCOMMIT
-    session of its own (a chat token's hot path: no BEGIN/ROLLBACK, and the connection goes
-    back to the pool before the route runs); 401 without a session, as api_user.
-    The session and its user come back detached, every column loaded: read, never written."""
+    connection of its own (a chat token's hot path: no BEGIN/ROLLBACK, no ORM session, and
+    the connection goes back to the pool before the route runs); 401 without a session, as
+    api_user."""
     settings = settings_of(request)
     cookie = request.cookies.get(cookies.session_name(settings))
-    async with services_of(request).read_sessionmaker() as db:
-        session, room_found = await load_session_in_room(db, cookie, settings, name)
+    async with services_of(request).read_engine.connect() as conn:
+        session, room_found = await load_session_in_room(conn, cookie, settings, name)
     request.state.session = session  # as load_caller does, for templates and error pages
     if session is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Log in first.")

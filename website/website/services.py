@@ -16,8 +16,8 @@ from website.tokens import TokenIssuer
 class Services:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
-    # AUTOCOMMIT, for read-only requests (db.create_read_sessionmaker)
-    read_sessionmaker: async_sessionmaker[AsyncSession]
+    # AUTOCOMMIT, for a chat token's lookup (db.autocommit)
+    read_engine: AsyncEngine
     issuer: TokenIssuer
     http: httpx.AsyncClient
     bus: Redis

@@ -6,8 +6,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import bindparam, delete, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from website.config import Settings
 from website.cookies import SESSION
@@ -74,38 +74,88 @@ async def load_session(
     return await _keep_live(db, row, settings)
 
 
-# A chat token's one query, built once: building it per call (the comparisons, the subquery's
-# coercion, the cache key) was about a tenth of a token's CPU (py-spy, ops/bench).
-_SESSION_AND_ROOM = select(
-    UserSession, select(Room.id).where(Room.name == bindparam("room")).scalar_subquery()
-).where(UserSession.id_hash == bindparam("id_hash"))
+@dataclass(frozen=True, slots=True)
+class SessionUser:
+    """A session's user as a chat token's lookup reads them: what the token says of them."""
+
+    id: uuid.UUID
+    email: str
+    display_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReadSession:
+    """A live session as a chat token's lookup found it: plain values, read and never written."""
+
+    id_hash: bytes
+    csrf_token: str
+    user: SessionUser
+
+
+_sessions, _users, _rooms = UserSession.__table__, User.__table__, Room.__table__
+# A chat token's one query, built once (building it per call was about a tenth of a token's
+# CPU), in Core: the ORM's session and its loading of two objects cost about a third of the
+# lookup's CPU (docs/design.md §11).
+_SESSION_AND_ROOM = (
+    select(
+        _sessions.c.csrf_token,
+        _sessions.c.last_seen_at,
+        _sessions.c.expires_at,
+        _users.c.id,
+        _users.c.email,
+        _users.c.display_name,
+        _users.c.is_active,
+        select(_rooms.c.id).where(_rooms.c.name == bindparam("room")).scalar_subquery(),
+    )
+    .join_from(_sessions, _users, _sessions.c.user_id == _users.c.id)
+    .where(_sessions.c.id_hash == bindparam("id_hash"))
+)
+_END = delete(UserSession).where(UserSession.id_hash == bindparam("id_hash"))
+_TOUCH = (
+    update(UserSession)  # "hash": an UPDATE reserves its columns' names for the SET values
+    .where(UserSession.id_hash == bindparam("hash"))
+    .values(last_seen_at=bindparam("now"))
+)
 
 
 async def load_session_in_room(
-    db: AsyncSession, session_id: str | None, settings: Settings, room: str
-) -> tuple[UserSession | None, bool]:
+    conn: AsyncConnection, session_id: str | None, settings: Settings, room: str
+) -> tuple[ReadSession | None, bool]:
     """load_session, and whether the room named `room` exists, in one query (a chat token's
-    whole lookup). Without a live session the room is not known, and reads as absent."""
+    whole lookup), on a connection whose statements each commit on their own. Without a live
+    session the room is not known, and reads as absent."""
     id_hash = _lookup(session_id)
     if id_hash is None:
         return None, False
-    found = (await db.execute(_SESSION_AND_ROOM, {"id_hash": id_hash, "room": room})).first()
+    found = (await conn.execute(_SESSION_AND_ROOM, {"id_hash": id_hash, "room": room})).first()
     if found is None:
         return None, False
-    session = await _keep_live(db, found[0], settings)
-    return session, session is not None and found[1] is not None
+    csrf_token, last_seen_at, expires_at, user_id, email, name, is_active, room_id = found
+    now = _now()
+    if _has_ended(now, expires_at, last_seen_at, is_active, settings):
+        await conn.execute(_END, {"id_hash": id_hash})
+        return None, False
+    if now - last_seen_at >= _TOUCH_INTERVAL:
+        await conn.execute(_TOUCH, {"hash": id_hash, "now": now})
+    session = ReadSession(id_hash, csrf_token, SessionUser(user_id, email, name))
+    return session, room_id is not None
+
+
+def _has_ended(now: datetime, expires_at: datetime, last_seen_at: datetime, is_active: bool,
+               settings: Settings) -> bool:  # fmt: skip
+    """Past its absolute or idle lifetime, or its user deactivated."""
+    idle_deadline = last_seen_at + timedelta(seconds=settings.session_idle_seconds)
+    return now >= expires_at or now >= idle_deadline or not is_active
 
 
 async def _keep_live(
     db: AsyncSession, row: UserSession | None, settings: Settings
 ) -> UserSession | None:
-    """Delete the row if it has expired (or its user is deactivated); touch it now and then.
-    Each write is one statement, so this is also right on an AUTOCOMMIT session."""
+    """Delete the row if it has expired (or its user is deactivated); touch it now and then."""
     if row is None:
         return None
     now = _now()
-    idle_deadline = row.last_seen_at + timedelta(seconds=settings.session_idle_seconds)
-    if now >= row.expires_at or now >= idle_deadline or not row.user.is_active:
+    if _has_ended(now, row.expires_at, row.last_seen_at, row.user.is_active, settings):
         await db.delete(row)
         await db.commit()
         return None

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from jwt.algorithms import OKPAlgorithm
 
 from website.models import User
+from website.sessions import SessionUser
 from website.wire import (
     NOTICE_MAX_LIFETIME_S,
     NOTICE_ROOM_DELETED,
@@ -42,7 +43,7 @@ class TokenIssuer:
             raise TypeError("the chat token signing key must be Ed25519")
         return cls(key, ttl_seconds)
 
-    def issue(self, user: User, room: str, sid: str | None = None) -> str:
+    def issue(self, user: User | SessionUser, room: str, sid: str | None = None) -> str:
         """A user's token to join one room's chat (never carries `purpose`).
 
         `sid` names the website session that asked, so one session's sockets can be revoked.
