@@ -140,7 +140,7 @@ async def _session_row(db: AsyncSession, email: str) -> UserSession | None:
 async def test_a_token_request_keeps_the_session_live_and_ends_an_expired_one(
     user: Browser, db: AsyncSession
 ) -> None:
-    # Its lookup runs on an AUTOCOMMIT session: its writes must still land.
+    # Its lookup runs on an AUTOCOMMIT connection: its writes must still land.
     room = unique_room()
     await user.create_room(room)
     csrf = await user.csrf()
