@@ -31,8 +31,11 @@ async def test_pages_get_the_friendly_503(stranded: Browser, path: str) -> None:
     assert "Traceback" not in page.text and "OSError" not in page.text
 
 
-async def test_the_api_gets_a_json_503(stranded: Browser) -> None:
-    response = await stranded.http.get("/api/rooms")
+# The chat token's lookup has a path of its own: one query on an AUTOCOMMIT connection.
+@pytest.mark.parametrize(("method", "path"), [("GET", "/api/rooms"),
+                                              ("POST", "/api/rooms/some-room/token")])  # fmt: skip
+async def test_the_api_gets_a_json_503(stranded: Browser, method: str, path: str) -> None:
+    response = await stranded.http.request(method, path)
     assert response.status_code == 503
     detail = "Parley's database is briefly unavailable. Try again in a moment."
     assert response.json() == {"detail": detail}
