@@ -204,10 +204,13 @@ function worker(index) {
     });
   }
 
-  async function connectAll() {
-    // Where the connects are what is measured, the tokens are signed beforehand: the load
-    // generator's signing must not slow the storm it offers.
+  // Where the connects are what is measured, the tokens are signed beforehand: the load
+  // generator's signing must not slow the storm it offers (nor count as its loop's lag).
+  function signAhead() {
     if (mint && cfg.mode !== 'fanout') for (const i of mine) tokens.set(i, mint(i));
+  }
+
+  async function connectAll() {
     const share = cfg.connectRate > 0 ? cfg.connectRate / cfg.procs : 0;
     const t0 = nowUs();
     let next = 0;
@@ -276,23 +279,35 @@ function worker(index) {
     while (stats.complete < clients.size && nowUs() < end) await new Promise((r) => setTimeout(r, 20));
   }
 
+  // How late this process's own loop ran while `work` measured: latency the server did not
+  // cause, and in a storm how long the sockets went unread. A 1 ms timer; the histogram holds
+  // whole intervals, so 1 ms is no lag.
+  async function lagDuring(work) {
+    const lag = monitorEventLoopDelay({ resolution: 1 });
+    lag.enable();
+    const value = await work();
+    lag.disable();
+    const lagMs = (ns) => Math.max(0, ns / 1e6 - 1);
+    stats.loopLagMs = { p99: lagMs(lag.percentile(99)), max: lagMs(lag.max) };
+    return value;
+  }
+
   process.on('message', async (msg) => {
     const cpu0 = process.cpuUsage();
     if (msg === 'connect') {
-      const seconds = await connectAll();
-      if (cfg.mode === 'join') await converge();
-      stats.connectSeconds = seconds;
+      // The storms are measured here; in fan-out, connecting is only the setup.
+      const storm = cfg.mode === 'connect' || cfg.mode === 'join';
+      signAhead();
+      const connect = async () => {
+        const seconds = await connectAll();
+        if (cfg.mode === 'join') await converge();
+        return seconds;
+      };
+      stats.connectSeconds = storm ? await lagDuring(connect) : await connect();
       stats.cpuUs += cpuOf(cpu0);
       process.send({ type: 'connected', stats: summary() });
     } else if (msg === 'go') {
-      // How late this process's own loop ran while it measured: latency the server did not
-      // cause. A 1 ms timer; the histogram holds whole intervals, so 1 ms is no lag.
-      const lag = monitorEventLoopDelay({ resolution: 1 });
-      lag.enable();
-      await send();
-      lag.disable();
-      const lagMs = (ns) => Math.max(0, ns / 1e6 - 1);
-      stats.loopLagMs = { p99: lagMs(lag.percentile(99)), max: lagMs(lag.max) };
+      await lagDuring(send);
       stats.cpuUs += cpuOf(cpu0);
       process.send({ type: 'done', stats: summary() });
     } else if (msg === 'report') {
