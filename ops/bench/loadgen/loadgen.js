@@ -96,7 +96,7 @@ function tokenMinter() {
   return (i) => {
     const now = Math.floor(Date.now() / 1000);
     const claims = { iss: 'parley-website', aud: 'parley-chat', iat: now, nbf: now, exp: now + 110,
-                     jti: crypto.randomBytes(16).toString('hex'), sub: `u${i}`,
+                     jti: crypto.randomBytes(16).toString('hex'), sub: userId(i),
                      name: `bench ${i}`, room: roomName(roomOf(i)) };
     const input = `${header}.${b64url(JSON.stringify(claims))}`;
     return `${input}.${b64url(crypto.sign(null, Buffer.from(input), key))}`;
@@ -106,12 +106,19 @@ function tokenMinter() {
 // A client's member list in the join storm: one bit per member, over one table of ids per
 // worker. As 2,000 Sets of up to 2,000 id strings, the lists kept about 4 million strings
 // alive, and collecting them stalled the load generator's loop for up to a second (its sockets
-// unread meanwhile, the storm's loop lag). The same add/delete/size as a Set.
+// unread meanwhile, the storm's loop lag). The table starts with the clients' own ids, bits
+// 0 to clients - 1, so a complete list is exactly those: an id no client has counts against it.
 class MemberList {
   constructor(table, capacity) {
     this.table = table; // member id -> bit, shared by a worker's clients
+    this.capacity = capacity;
     this.bits = new Uint8Array((capacity >> 3) + 1);
     this.size = 0;
+    this.strangers = 0; // members whose id is no client's
+  }
+
+  complete() {
+    return this.size === this.capacity && this.strangers === 0;
   }
 
   bitOf(id) {
@@ -128,15 +135,24 @@ class MemberList {
   add(id) {
     const bit = this.bitOf(id);
     const mask = 1 << (bit & 7);
-    if (!(this.bits[bit >> 3] & mask)) { this.bits[bit >> 3] |= mask; this.size += 1; }
+    if (this.bits[bit >> 3] & mask) return;
+    this.bits[bit >> 3] |= mask;
+    if (bit < this.capacity) this.size += 1;
+    else this.strangers += 1;
   }
 
   delete(id) {
     const bit = this.bitOf(id);
     const mask = 1 << (bit & 7);
-    if (this.bits[bit >> 3] & mask) { this.bits[bit >> 3] &= ~mask; this.size -= 1; }
+    if (!(this.bits[bit >> 3] & mask)) return;
+    this.bits[bit >> 3] &= ~mask;
+    if (bit < this.capacity) this.size -= 1;
+    else this.strangers -= 1;
   }
 }
+
+// Client i's user id: its token's `sub` for Parley, `?user=` for the yardsticks.
+const userId = (i) => `u${i}`;
 
 function worker(index) {
   const mint = cfg.auth === 'token' ? tokenMinter() : null;
@@ -145,7 +161,9 @@ function worker(index) {
   const S = senderCount();
   const clients = new Map(); // i -> { ws, last, members }
   const tokens = new Map(); // i -> a token signed ahead (connect and join storms)
-  const memberBits = new Map(); // member id -> its bit in every MemberList (join storm)
+  // member id -> its bit in every MemberList (join storm): the clients' ids first
+  const memberBits = new Map();
+  if (cfg.mode === 'join') for (let i = 0; i < cfg.clients; i++) memberBits.set(userId(i), i);
   const stats = {
     attempted: 0, opened: 0, welcomed: 0, failures: {}, handshake: histogram(),
     latency: histogram(), received: 0, unique: 0, dup: 0, errors: 0, frames: {},
@@ -194,7 +212,7 @@ function worker(index) {
       const id = s.slice(at, s.indexOf('"', at));
       if (type === 'join') c.members.add(id);
       else c.members.delete(id);
-      if (c.members.size === cfg.clients && !c.complete) { c.complete = true; stats.complete += 1; }
+      if (c.members.complete() && !c.complete) { c.complete = true; stats.complete += 1; }
       return;
     }
     const frame = JSON.parse(s);
@@ -205,7 +223,7 @@ function worker(index) {
       for (const m of frame.joined || []) c.members.add(m.id);
       for (const m of frame.left || []) c.members.delete(m.id);
     }
-    if (c.members.size === cfg.clients && !c.complete) { c.complete = true; stats.complete += 1; }
+    if (c.members.complete() && !c.complete) { c.complete = true; stats.complete += 1; }
   }
 
   function connect(i) {
@@ -217,7 +235,7 @@ function worker(index) {
       if (mint) {
         options.headers.Authorization = `Bearer ${tokens.get(i) || mint(i)}`;
         options.protocols = ['parley.v1'];
-      } else url += `?user=u${i}`;
+      } else url += `?user=${userId(i)}`;
       if (cfg.origin) options.headers.Origin = cfg.origin;
       const started = nowUs();
       const c = { ws: null, last: new Int32Array(cfg.senders).fill(-1), complete: false,
