@@ -121,7 +121,7 @@ class MemberList {
     return this.size === this.capacity && this.strangers === 0;
   }
 
-  bitOf(id) {
+  bitOf(id) { // for add(): a new id gets the next bit, and the bitset grows to hold it
     let bit = this.table.get(id);
     if (bit === undefined) this.table.set(id, (bit = this.table.size));
     if ((bit >> 3) >= this.bits.length) { // an id beyond the clients: keep counting it
@@ -142,7 +142,8 @@ class MemberList {
   }
 
   delete(id) {
-    const bit = this.bitOf(id);
+    const bit = this.table.get(id);
+    if (bit === undefined || (bit >> 3) >= this.bits.length) return; // never in this list
     const mask = 1 << (bit & 7);
     if (!(this.bits[bit >> 3] & mask)) return;
     this.bits[bit >> 3] &= ~mask;
