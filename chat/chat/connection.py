@@ -19,9 +19,9 @@ class ChatConnection(ServerConnection):
 
     # Slots: websockets' own attributes fill the instance's inline values; ours on top would
     # turn them into a dict of ~1.6 KiB per socket.
-    __slots__ = ("corked", "corked_bytes", "cut_reason", "handshake_trace", "identity",
-                 "next_ping_at", "on_lost", "ping_payload", "ping_sent_at", "request_id",
-                 "welcome_allowance")  # fmt: skip
+    __slots__ = ("bytes_written", "corked", "corked_bytes", "cut_reason", "handshake_trace",
+                 "identity", "next_ping_at", "on_lost", "ping_payload", "ping_sent_at",
+                 "request_id", "welcome_end")  # fmt: skip
 
     identity: Identity  # set by the gate before the upgrade
 
@@ -42,19 +42,28 @@ class ChatConnection(ServerConnection):
         # written in one go.
         self.corked: list[bytes] | None = None
         self.corked_bytes = 0
-        # The welcome's size, allowed on top of SEND_BUFFER_BYTES until the client has read
-        # it: a big room's member list alone may exceed the bound (Watchdog.over_bound).
-        self.welcome_allowance = 0
+        # Bytes handed to the transport so far, and how far into them the welcome ends: what
+        # is left of the welcome in the transport's buffer (the oldest bytes are sent first)
+        # is allowed on top of SEND_BUFFER_BYTES (Watchdog.over_bound), since a big room's
+        # member list alone may exceed the bound.
+        self.bytes_written = 0
+        self.welcome_end = 0
 
     def unsent_bytes(self) -> int:
         """What the client has yet to get: the transport's buffer and the queued frames."""
         return self.transport.get_write_buffer_size() + self.corked_bytes
 
+    def welcome_unsent(self) -> int:
+        """The welcome's bytes not yet handed to the kernel (0 once they all are)."""
+        sent = self.bytes_written - self.transport.get_write_buffer_size()
+        return max(0, self.welcome_end - sent)
+
     def uncork(self) -> None:
         """Writes the queued broadcast frames, one write for all of them."""
-        corked, self.corked, self.corked_bytes = self.corked, None, 0
+        corked, size, self.corked, self.corked_bytes = self.corked, self.corked_bytes, None, 0
         if corked and not self.transport.is_closing():  # aborted or lost: nobody to write to
             self.transport.write(corked[0] if len(corked) == 1 else b"".join(corked))
+            self.bytes_written += size
 
     response_held: bool = False  # the 101 has been queued (below), not written at once
 
@@ -68,6 +77,7 @@ class ChatConnection(ServerConnection):
                 return
         if self.corked:
             self.uncork()
+        self.bytes_written += sum(map(len, self.protocol.writes))  # what super() writes
         super().send_data()
 
     def _hold_response(self) -> None:

@@ -102,16 +102,14 @@ class Watchdog:
 
     def over_bound(self, conn: ChatConnection) -> bool:
         unsent = conn.unsent_bytes()
-        if unsent <= self._bound:
-            conn.welcome_allowance = 0  # the welcome is out: the plain bound from now on
-            return False
-        return unsent > self._bound + conn.welcome_allowance
+        return unsent > self._bound and unsent - conn.welcome_unsent() > self._bound
 
     def welcome(self, conn: ChatConnection, frame: str) -> None:
-        """The first frame of a socket, however big its room: the bound grows by its size
-        until the client has read it, so a joiner is not cut for the member list it was sent."""
+        """The first frame of a socket, however big its room: whatever is left of it in the
+        chat's buffers is allowed on top of the bound, so a joiner is not cut for the member
+        list it was sent, and the frames after it are held to the bound all the same."""
         if self.broadcast([conn], frame):
-            conn.welcome_allowance = conn.corked_bytes
+            conn.welcome_end = conn.bytes_written + conn.corked_bytes  # it is the last queued
 
     def broadcast(self, recipients: Iterable[ChatConnection], frame: str) -> int:
         """Like websockets' broadcast(), without a task or an await per recipient, but the

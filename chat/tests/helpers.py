@@ -280,8 +280,9 @@ class RawClient:
     """A WebSocket client on a bare socket that completes the upgrade and then reads only
     when told to: a client that stopped reading, as far as the server can tell."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, head: bytes) -> None:
         self.sock = sock
+        self.head = head  # the 101 response, as read
 
     @classmethod
     async def open(cls, port: int, token: str, room: str = "lobby",
@@ -306,7 +307,7 @@ class RawClient:
                 assert chunk, f"closed during the upgrade: {head!r}"
                 head += chunk
         assert head.startswith(b"HTTP/1.1 101"), head
-        return cls(sock)
+        return cls(sock, head)
 
     async def read_all(self, within_s: float = TIMEOUT_S) -> bytes:
         """Everything the server sent until it closed the connection."""

@@ -46,6 +46,18 @@ async def say(ws: ClientConnection, text: str) -> None:
     await ws.send(json.dumps({"type": wire.FRAME_MESSAGE, "text": text}))
 
 
+async def written_or_cut(conn: ChatConnection, unsent: int) -> None:
+    """Until the connection's unsent bytes are no longer `unsent`, or it is cut."""
+    await until(lambda: conn.unsent_bytes() != unsent or conn.cut_reason is not None,
+                "a frame to reach the connection")  # fmt: skip
+
+
+async def drain(ws: ClientConnection) -> None:
+    """Reads everything a client is sent, as a browser would."""
+    async for _ in ws:
+        pass
+
+
 async def test_unanswered_ping_cuts_with_4008_and_a_reader_stays(
     start_chat: StartChat, log_output: io.StringIO
 ) -> None:
@@ -222,3 +234,63 @@ async def test_a_welcome_bigger_than_the_bound_does_not_make_a_slow_consumer(
             slow.close()
         assert data.count(b'"type":"welcome"') == 1
     assert cut("buffer") == before
+
+
+async def test_a_welcome_partly_read_still_does_not_count_against_the_bound(
+    start_chat: StartChat,
+) -> None:
+    """The welcome is allowed on top of the bound until it has all left the chat's buffer,
+    not only until the whole backlog fits under the bound: a joiner that read most of a big
+    welcome and then stalls holds SEND_BUFFER_BYTES of later frames unread, not a byte more."""
+    bound = 16384
+    chat = await start_chat(send_buffer_bytes=bound, ping_interval_s=60, presence_coalesce_ms=100)
+    async with AsyncExitStack() as stack:
+        members: list[ClientConnection] = []
+        readers: list[asyncio.Task[None]] = []
+        stack.callback(lambda: [r.cancel() for r in readers])
+        # 150 members with long names (a ~66 KB welcome), 25 at a time: each tick's presence
+        # frame to those already in stays under the bound.
+        for batch in range(6):
+            joined = await asyncio.gather(*(
+                stack.enter_async_context(chat.join(sub=f"m{i}", name=f"{i:03} {'n' * 400}"))
+                for i in range(batch * 25, batch * 25 + 25)
+            ))  # fmt: skip
+            members += joined
+            readers += [asyncio.create_task(drain(m)) for m in joined]  # as a browser reads
+            await asyncio.sleep(0.25)  # their joins are out before the next batch's
+        for listener in chat.server.sockets:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        slow = await RawClient.open(chat.port, chat.website.mint(sub="slow"), rcvbuf=4096)
+        try:
+            conn = server_side(chat, "slow")
+            await until(lambda: conn.unsent_bytes() > bound, "the ~66 KB welcome to back up")
+            # Read until what is left of the welcome fits under the bound, then stall.
+            loop = asyncio.get_running_loop()
+            read = b""
+            async with asyncio.timeout(10):
+                while conn.unsent_bytes() > bound:
+                    read += await loop.sock_recv(slow.sock, 1024)
+                    await asyncio.sleep(0.02)  # the chat's loop writes what the kernel took
+            welcome_left = conn.unsent_bytes()
+            # Enough left that a rule dropping the allowance once the backlog fits would cut.
+            assert welcome_left > 4096 and read.count(b'"type":"welcome"') == 1
+            await asyncio.sleep(0.2)
+            assert conn.cut_reason is None and conn.unsent_bytes() == welcome_left
+            # Later frames: the bound holds them, whatever is left of the welcome ahead of them.
+            later = 0
+            for i in range(20):
+                await say(members[0], f"{i:02} " + "x" * 1900)
+                await written_or_cut(conn, unsent=welcome_left + later)
+                if later > bound:  # checked before this message's write
+                    assert conn.cut_reason == keepalive.BUFFER, (later, welcome_left)
+                    break
+                assert conn.cut_reason is None, (later, welcome_left)
+                later = conn.unsent_bytes() - welcome_left
+            else:
+                raise AssertionError(f"never cut: {later} bytes after the welcome")
+            # What the chat counted as written (the welcome's position in it) is what came.
+            rest = await slow.read_all()
+            assert rest.endswith(b"slow consumer")
+            assert len(slow.head) + len(read) + len(rest) == conn.bytes_written
+        finally:
+            slow.close()
