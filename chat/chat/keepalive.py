@@ -49,6 +49,11 @@ class Watchdog:
         self._conns: set[ChatConnection] = set()
         self._cork = prepared.Cork()
 
+    @property
+    def bound(self) -> int:
+        """SEND_BUFFER_BYTES: the unsent bytes a connection may hold."""
+        return self._bound
+
     def watch(self, conn: ChatConnection) -> None:
         conn.next_ping_at = time.monotonic() + self._interval
         self._conns.add(conn)

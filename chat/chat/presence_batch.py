@@ -10,8 +10,10 @@ tick's net changes, one frame shared by all of them: a join and a leave of one u
 tick cancel out (so do a leave and a join, unless the name changed). A socket welcomed during
 the tick saw the changes up to its welcome, so it gets only the net changes after it (sockets
 welcomed at the same point share a frame; one welcomed after the tick's last change gets none,
-so a joiner never hears of its own join). The page applies `joined` as set-add and `left` as
-set-remove, idempotently, so even a repeated name could not break its list."""
+so a joiner never hears of its own join). A tick names users worth at most
+TICK_SHARE_OF_BOUND of a member's send-buffer bound; the rest goes on in the next tick. The
+page applies `joined` as set-add and `left` as set-remove, idempotently, so even a repeated
+name could not break its list."""
 
 from __future__ import annotations
 
@@ -30,6 +32,11 @@ from .rooms import Rooms
 # keeps a frame near 10 KiB, 25 KiB at worst (4-byte characters).
 # A bigger batch goes out as several frames in the same tick.
 MAX_USERS_PER_FRAME = 100
+# A tick's changes, in bytes of the users they name, as a share of SEND_BUFFER_BYTES: queued
+# together for a member, more would count against its bound before it could read any of them
+# (800 remote members appearing at once, 80 KB, cut a local member that read everything).
+# The changes past it wait for the next tick, in order.
+TICK_SHARE_OF_BOUND = 0.5
 
 
 Event = tuple[str, User, bool]  # (user id, the user, present after it)
@@ -43,6 +50,24 @@ class _Tick:
     events: list[Event] = field(default_factory=list)
     # Sockets welcomed during the tick -> how many events their welcome showed.
     welcomed: dict[ChatConnection, int] = field(default_factory=dict)
+
+    def split(self, budget: int) -> tuple[list[Event], dict[str, User | None]] | None:
+        """Keeps the first events whose users fit in `budget` bytes (at least one) and returns
+        the rest, with what the members from before the tick will know of the rest's users
+        once this tick is out; None if all fit. A socket welcomed past the cut hears nothing
+        now (it is left in `welcomed`, at the cut)."""
+        size = 0
+        for cut, (_, user, _) in enumerate(self.events):
+            size += len(user.encoded.encode()) + 1
+            if size > budget and cut:
+                break
+        else:
+            return None
+        rest, self.events = self.events[cut:], self.events[:cut]
+        seen = dict(self.before)
+        for user_id, user, present in self.events:
+            seen[user_id] = user if present else None
+        return rest, {user_id: seen[user_id] for user_id, _, _ in rest}
 
     def since(self, shown: int) -> list[tuple[bool, User]]:
         """The net changes for a socket that was shown the first `shown` events: (joined, user)
@@ -70,6 +95,7 @@ class PresenceBatch:
         self._rooms = rooms
         self._watchdog = watchdog
         self._tick_s = tick_s
+        self._budget = int(watchdog.bound * TICK_SHARE_OF_BOUND)
         self._ticks: dict[str, _Tick] = {}  # rooms with changes pending
 
     def joined(self, room: str, user: User) -> None:
@@ -92,18 +118,21 @@ class PresenceBatch:
             tick.timer.cancel()
 
     def flush_all(self) -> None:
-        """Sends everything pending now (at shutdown)."""
-        for room in list(self._ticks):
-            self._flush(room)
+        """Sends everything pending now (at shutdown), a tick's share at a time."""
+        while self._ticks:
+            for room in list(self._ticks):
+                self._flush(room)
+
+    def _start_tick(self, room: str) -> _Tick:
+        # An empty context: the flush is nobody's request (no request_id, no parent span).
+        timer = asyncio.get_running_loop().call_later(
+            self._tick_s, self._flush, room, context=contextvars.Context()
+        )
+        tick = self._ticks[room] = _Tick(timer)
+        return tick
 
     def _change(self, room: str, user: User, *, present: bool) -> None:
-        tick = self._ticks.get(room)
-        if tick is None:
-            # An empty context: the flush is nobody's request (no request_id, no parent span).
-            timer = asyncio.get_running_loop().call_later(
-                self._tick_s, self._flush, room, context=contextvars.Context()
-            )
-            tick = self._ticks[room] = _Tick(timer)
+        tick = self._ticks.get(room) or self._start_tick(room)
         if user.id not in tick.before:
             tick.before[user.id] = None if present else user
         tick.events.append((user.id, user, present))
@@ -113,6 +142,14 @@ class PresenceBatch:
         if tick is None:
             return
         tick.timer.cancel()
+        if (split := tick.split(self._budget)) is not None:
+            rest = self._start_tick(room)  # the next tick goes on from the cut
+            rest.events, rest.before = split
+            cut = len(tick.events)
+            for ws, shown in tick.welcomed.items():
+                if shown > cut:
+                    rest.welcomed[ws] = shown - cut
+                    tick.welcomed[ws] = cut
         everyone = self._rooms.connections(room)
         # Who was shown how much: the members from before the tick none of its events.
         later: dict[int, set[ChatConnection]] = {}

@@ -240,6 +240,12 @@ async def recv_leave(ws: ClientConnection, user_id: str) -> dict[str, str]:
     return user
 
 
+async def drain(ws: ClientConnection) -> None:
+    """Reads everything a client is sent, as a browser would."""
+    async for _ in ws:
+        pass
+
+
 class MemberList:
     """The member list as the page keeps it: the welcome's, then each presence frame applied
     as set-remove (left) and set-add (joined)."""

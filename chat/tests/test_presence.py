@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 
 from prometheus_client import REGISTRY
 from websockets.asyncio.client import ClientConnection
 
 from chat import protocol, wire
-from chat.presence_batch import MAX_USERS_PER_FRAME, _Tick, frames
+from chat.presence_batch import MAX_USERS_PER_FRAME, TICK_SHARE_OF_BOUND, _Tick, frames
 from chat.protocol import User
 from tests.conftest import StartChat
-from tests.helpers import Chat, MemberList, recv_presence, recv_type, until
+from tests.helpers import Chat, MemberList, drain, recv_presence, recv_type, until
 
 K = 50  # joiners in a storm
 
@@ -140,6 +141,66 @@ async def test_presence_across_two_replicas(start_chat: StartChat) -> None:
             assert seen.frames <= 6, seen.frames
         await seen.follow(alice, lambda s: s.members == {"alice": "Name alice"})
         assert seen.frames <= 10, seen.frames
+
+
+async def test_many_changes_at_once_reach_a_member_a_share_of_its_bound_per_tick(
+    start_chat: StartChat,
+) -> None:
+    """150 members of another replica, with long names, join and then all leave at once: a
+    local member hears them a share of its send-buffer bound per tick. Queued all at once (a
+    frame of ~42 KB and one of ~21 KB in one tick), they counted against the bound before it
+    could read any of them, and a member that reads everything was cut as a slow consumer.
+    Its list ends right."""
+    bound = 16384
+    a = await start_chat(send_buffer_bytes=bound, presence_coalesce_ms=50)
+    b = await start_chat(presence_coalesce_ms=50)
+    cuts = REGISTRY.get_sample_value("chat_slow_consumers_total", {"reason": "buffer"})
+    async with AsyncExitStack() as stack:
+        alice, seen = await open_member(stack, a, "alice")
+        sizes: list[int] = []
+
+        async def follow(until: Callable[[], bool]) -> None:
+            async with asyncio.timeout(10):
+                while not until():
+                    raw = await alice.recv()
+                    sizes.append(len(raw if isinstance(raw, bytes) else raw.encode()))
+                    seen.apply(json.loads(raw))
+
+        crowd = {f"b{i:03}": f"{i:03} " + "n" * 400 for i in range(150)}
+        crowd_bytes = sum(len(User(sub, name).encoded) + 1 for sub, name in crowd.items())
+        async with AsyncExitStack() as on_b:
+            joined = await asyncio.gather(*(on_b.enter_async_context(b.join("storm", sub, name))
+                                            for sub, name in crowd.items()))  # fmt: skip
+            readers = [asyncio.create_task(drain(ws)) for ws in joined]
+            on_b.callback(lambda: [r.cancel() for r in readers])
+            await follow(lambda: seen.members == {"alice": "Name alice"} | crowd)
+            await asyncio.gather(*(ws.close() for ws in joined))  # all leave at once
+            await follow(lambda: seen.members == {"alice": "Name alice"})
+    assert max(sizes) <= bound * TICK_SHARE_OF_BOUND + 100, sizes  # + the frame's own keys
+    assert seen.frames >= 2 * crowd_bytes / (bound * TICK_SHARE_OF_BOUND), seen.frames
+    assert REGISTRY.get_sample_value("chat_slow_consumers_total", {"reason": "buffer"}) == cuts
+
+
+def test_a_tick_over_its_share_goes_on_in_the_next_from_where_it_was_cut() -> None:
+    """What the members from before the tick hear now, what waits, and a socket welcomed
+    after the cut: it hears nothing now, and in the next tick only what came after it."""
+    users = [User(f"u{i}", "N" * 40) for i in range(5)]
+    size = len(users[0].encoded) + 1  # each user's bytes in a frame, with the comma
+    loop = asyncio.new_event_loop()
+    try:
+        tick = _Tick(loop.call_later(60, lambda: None))
+    finally:
+        loop.close()
+    tick.before = {u.id: None for u in users}
+    tick.events = [(u.id, u, True) for u in users] + [("u0", users[0], False)]
+    assert tick.split(10_000) is None and len(tick.events) == 6  # all fit: nothing waits
+    assert tick.split(1) is not None and len(tick.events) == 1  # at least one goes
+    tick.events = [(u.id, u, True) for u in users] + [("u0", users[0], False)]
+    rest, before = tick.split(2 * size) or ([], {})
+    assert tick.events == [("u0", users[0], True), ("u1", users[1], True)]
+    assert rest == [(u.id, u, True) for u in users[2:]] + [("u0", users[0], False)]
+    # After this tick the members know u0 is in; u2..u4 are still absent to them.
+    assert before == {"u2": None, "u3": None, "u4": None, "u0": users[0]}
 
 
 def test_a_big_batch_is_split_into_bounded_frames() -> None:

@@ -23,6 +23,7 @@ from tests.helpers import (
     Chat,
     RawClient,
     close_code_in,
+    drain,
     recv_join,
     recv_leave,
     recv_type,
@@ -50,12 +51,6 @@ async def written_or_cut(conn: ChatConnection, unsent: int) -> None:
     """Until the connection's unsent bytes are no longer `unsent`, or it is cut."""
     await until(lambda: conn.unsent_bytes() != unsent or conn.cut_reason is not None,
                 "a frame to reach the connection")  # fmt: skip
-
-
-async def drain(ws: ClientConnection) -> None:
-    """Reads everything a client is sent, as a browser would."""
-    async for _ in ws:
-        pass
 
 
 async def test_unanswered_ping_cuts_with_4008_and_a_reader_stays(
