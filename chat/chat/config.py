@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     # Keepalive, independent of the write buffer (a client that never reads never pongs).
     ping_interval_s: float = Field(default=10.0, gt=0, validation_alias="PING_INTERVAL_S")
     ping_timeout_s: float = Field(default=15.0, gt=0, validation_alias="PING_TIMEOUT_S")
-    # A connection whose unsent bytes exceed this is cut with 4008 (broadcast has no
+    # A connection whose transport holds more than this is cut with 4008 (broadcast has no
     # backpressure: without a bound, one stalled reader would hold every message in memory).
     send_buffer_bytes: int = Field(default=64 * 1024, ge=1024, validation_alias="SEND_BUFFER_BYTES")
     max_connections_per_user: int = Field(

@@ -5,9 +5,9 @@ websockets' broadcast() has no backpressure and its own keepalive awaits drain()
 that never reads would never be dropped while its write buffer grows without end. Instead one
 task per server (not one per connection) ticks about once a second, a slice of connections
 at a time: it pings each connection that is due, synchronously, as broadcast() writes, and
-cuts a connection whose ping stays unanswered for PING_TIMEOUT_S or that holds more than
-SEND_BUFFER_BYTES unsent (its transport buffer and its queued broadcast frames). Every write
-of a broadcast checks the same bound first.
+cuts a connection whose ping stays unanswered for PING_TIMEOUT_S or whose transport holds
+more than SEND_BUFFER_BYTES that the kernel has not taken. Every write of a broadcast checks
+the same bound first.
 
 Behind nginx the kernel's and nginx's buffers absorb a stalled client's data first, so the
 buffer bound rarely trips there: the pong timeout is what catches it (the ping waits behind
@@ -51,7 +51,7 @@ class Watchdog:
 
     @property
     def bound(self) -> int:
-        """SEND_BUFFER_BYTES: the unsent bytes a connection may hold."""
+        """SEND_BUFFER_BYTES: the bytes a connection's transport may hold."""
         return self._bound
 
     def watch(self, conn: ChatConnection) -> None:
@@ -106,8 +106,12 @@ class Watchdog:
             log.debug("keepalive ping not written", error=str(exc))
 
     def over_bound(self, conn: ChatConnection) -> bool:
-        unsent = conn.unsent_bytes()
-        return unsent > self._bound and unsent - conn.welcome_unsent() > self._bound
+        # What the transport could not hand to the kernel, the welcome's rest aside. Frames
+        # queued for the connection's turn are not counted: they are bytes its whole room
+        # shares, and a burst queued at once (more than the bound) is no sign that the client
+        # reads slowly. Written at its turn, what the kernel refuses counts at the next check.
+        buffered = conn.transport.get_write_buffer_size()
+        return buffered > self._bound and buffered - conn.welcome_unsent() > self._bound
 
     def welcome(self, conn: ChatConnection, frame: str) -> None:
         """The first frame of a socket, however big its room: whatever is left of it in the
@@ -120,7 +124,7 @@ class Watchdog:
         """Like websockets' broadcast(), without a task or an await per recipient, but the
         frame is serialised once and each open recipient's copy is queued for one write at
         its turn in the flush (chat/prepared.py); a recipient already over the
-        buffer bound (queued bytes included) is cut instead. Returns how many got it."""
+        buffer bound (`over_bound`) is cut instead. Returns how many got it."""
         data = prepared.prepare(frame)
         written = 0
         for conn in recipients:

@@ -32,10 +32,10 @@ from .rooms import Rooms
 # keeps a frame near 10 KiB, 25 KiB at worst (4-byte characters).
 # A bigger batch goes out as several frames in the same tick.
 MAX_USERS_PER_FRAME = 100
-# A tick's changes, in bytes of the users they name, as a share of SEND_BUFFER_BYTES: queued
-# together for a member, more would count against its bound before it could read any of them
-# (800 remote members appearing at once, 80 KB, cut a local member that read everything).
-# The changes past it wait for the next tick, in order.
+# A tick's changes, in bytes of the users they name, as a share of SEND_BUFFER_BYTES: a
+# tick's frames reach a member in one write, and a big change (a crashed replica's thousands
+# of users in a room) would otherwise be megabytes at once in every member's transport, over
+# its bound. The changes past it wait for the next tick, in order.
 TICK_SHARE_OF_BOUND = 0.5
 
 

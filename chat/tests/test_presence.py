@@ -147,10 +147,9 @@ async def test_many_changes_at_once_reach_a_member_a_share_of_its_bound_per_tick
     start_chat: StartChat,
 ) -> None:
     """150 members of another replica, with long names, join and then all leave at once: a
-    local member hears them a share of its send-buffer bound per tick. Queued all at once (a
-    frame of ~42 KB and one of ~21 KB in one tick), they counted against the bound before it
-    could read any of them, and a member that reads everything was cut as a slow consumer.
-    Its list ends right."""
+    local member hears them a share of its send-buffer bound per tick, not a frame of ~42 KB
+    and one of ~21 KB in one write (which, while queued frames counted against the bound, cut
+    a member that read everything). It is not cut, and its list ends right."""
     bound = 16384
     a = await start_chat(send_buffer_bytes=bound, presence_coalesce_ms=50)
     b = await start_chat(presence_coalesce_ms=50)

@@ -148,6 +148,24 @@ async def test_buffer_over_the_bound_cuts_with_4008_the_sender_carries_on(
     assert cut("pong") >= 0  # exported from 0
 
 
+async def test_a_burst_queued_at_once_reaches_a_reader_whole(start_chat: StartChat) -> None:
+    """Twice the bound queued for a reader in one loop iteration (a backlog read from the bus,
+    a presence tick, a busy pass): the frames are bytes shared by the whole room until its
+    turn, so they do not count against its bound, and it gets every one. Counted, the fifth
+    frame found four over the bound and cut a client that had not yet been sent one."""
+    chat = await start_chat()
+    bound = 4096
+    watchdog = Watchdog(60, 60, bound)
+    async with chat.join(sub="a") as a:
+        await recv_type(a, wire.FRAME_WELCOME)
+        conn = server_side(chat, "a")
+        frames = [json.dumps({"type": wire.FRAME_MESSAGE, "text": f"{i} " + "b" * 1000})
+                  for i in range(8)]  # fmt: skip
+        assert [watchdog.broadcast([conn], f) for f in frames] == [1] * 8
+        assert conn.unsent_bytes() > 2 * bound and conn.cut_reason is None
+        assert [json.loads(await a.recv()) for _ in frames] == [json.loads(f) for f in frames]
+
+
 async def test_buffer_under_the_bound_is_not_cut(start_chat: StartChat) -> None:
     """Held the other way: a client that stops reading but whose backlog still fits in the
     kernel's buffers and under the bound stays open (until its ping times out)."""
