@@ -54,8 +54,7 @@ class _Tick:
     def split(self, budget: int) -> tuple[list[Event], dict[str, User | None]] | None:
         """Keeps the first events whose users fit in `budget` bytes (at least one) and returns
         the rest, with what the members from before the tick will know of the rest's users
-        once this tick is out; None if all fit. A socket welcomed past the cut hears nothing
-        now (it is left in `welcomed`, at the cut)."""
+        once this tick is out; None if all fit."""
         size = 0
         for cut, (_, user, _) in enumerate(self.events):
             size += len(user.encoded.encode()) + 1
@@ -146,7 +145,7 @@ class PresenceBatch:
             rest = self._start_tick(room)  # the next tick goes on from the cut
             rest.events, rest.before = split
             cut = len(tick.events)
-            for ws, shown in tick.welcomed.items():
+            for ws, shown in tick.welcomed.items():  # welcomed past the cut: nothing now
                 if shown > cut:
                     rest.welcomed[ws] = shown - cut
                     tick.welcomed[ws] = cut

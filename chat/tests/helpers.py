@@ -254,6 +254,7 @@ class MemberList:
         assert welcome["type"] == wire.FRAME_WELCOME, welcome
         self.members = {m["id"]: m["name"] for m in welcome["members"]}
         self.frames = 0  # presence frames applied
+        self.joins = 0  # users they named as joined
 
     def apply(self, frame: dict[str, Any]) -> None:
         if frame["type"] != wire.FRAME_PRESENCE:
@@ -263,6 +264,7 @@ class MemberList:
             self.members.pop(user["id"], None)
         for user in frame["joined"]:
             self.members[user["id"]] = user["name"]
+            self.joins += 1
 
     async def follow(self, ws: ClientConnection, until: Callable[[MemberList], bool],
                      within_s: float = TIMEOUT_S) -> None:  # fmt: skip

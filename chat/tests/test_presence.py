@@ -149,9 +149,12 @@ async def test_many_changes_at_once_reach_a_member_a_share_of_its_bound_per_tick
     """150 members of another replica, with long names, join and then all leave at once: a
     local member hears them a share of its send-buffer bound per tick, not a frame of ~42 KB
     and one of ~21 KB in one write (which, while queued frames counted against the bound, cut
-    a member that read everything). It is not cut, and its list ends right."""
+    a member that read everything). It is not cut, and its list ends right. A member welcomed
+    while the joins are still going out hears of none of them again, and of every leave."""
     bound = 16384
-    a = await start_chat(send_buffer_bytes=bound, presence_coalesce_ms=50)
+    share = bound * TICK_SHARE_OF_BOUND  # 8 KiB a tick: about 19 of these users
+    # Long ticks on A: B's joins pile up, and A tells them over several ticks.
+    a = await start_chat(send_buffer_bytes=bound, presence_coalesce_ms=300)
     b = await start_chat(presence_coalesce_ms=50)
     cuts = REGISTRY.get_sample_value("chat_slow_consumers_total", {"reason": "buffer"})
     async with AsyncExitStack() as stack:
@@ -172,17 +175,30 @@ async def test_many_changes_at_once_reach_a_member_a_share_of_its_bound_per_tick
                                             for sub, name in crowd.items()))  # fmt: skip
             readers = [asyncio.create_task(drain(ws)) for ws in joined]
             on_b.callback(lambda: [r.cancel() for r in readers])
-            await follow(lambda: seen.members == {"alice": "Name alice"} | crowd)
+            # Carol is welcomed while A still has joins to tell Alice, past this tick's share.
+            await until(lambda: len(a.servers.relay.members("storm")) == 151, "B's joins on A")
+            pending = a.servers.relay.presence._ticks["storm"].events
+            assert sum(len(u.encoded) + 1 for _, u, _ in pending) > share, "no split under way"
+            carol, carols = await open_member(stack, a, "carol")
+            everyone = {"alice": "Name alice", "carol": "Name carol"} | crowd
+            assert carols.members == everyone
+            await follow(lambda: seen.members == everyone)
             await asyncio.gather(*(ws.close() for ws in joined))  # all leave at once
-            await follow(lambda: seen.members == {"alice": "Name alice"})
-    assert max(sizes) <= bound * TICK_SHARE_OF_BOUND + 100, sizes  # + the frame's own keys
-    assert seen.frames >= 2 * crowd_bytes / (bound * TICK_SHARE_OF_BOUND), seen.frames
+            await follow(lambda: seen.members == {"alice": "Name alice", "carol": "Name carol"})
+        # Carol heard the leaves and nothing else: no join she had from her welcome.
+        await carols.follow(carol, lambda s: s.members == {"alice": "Name alice",
+                                                           "carol": "Name carol"})  # fmt: skip
+        await carols.settle(carol)
+        assert carols.joins == 0, carols.joins
+        assert carols.members == {"alice": "Name alice", "carol": "Name carol"}
+    assert max(sizes) <= share + 100, sizes  # + the frame's own keys
+    assert seen.frames >= 2 * crowd_bytes / share, seen.frames
     assert REGISTRY.get_sample_value("chat_slow_consumers_total", {"reason": "buffer"}) == cuts
 
 
 def test_a_tick_over_its_share_goes_on_in_the_next_from_where_it_was_cut() -> None:
-    """What the members from before the tick hear now, what waits, and a socket welcomed
-    after the cut: it hears nothing now, and in the next tick only what came after it."""
+    """What the members from before the tick hear now, what waits for the next tick, and what
+    they will know of its users by then."""
     users = [User(f"u{i}", "N" * 40) for i in range(5)]
     size = len(users[0].encoded) + 1  # each user's bytes in a frame, with the comma
     loop = asyncio.new_event_loop()
