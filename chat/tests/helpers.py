@@ -11,8 +11,8 @@ import socket
 import struct
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -246,6 +246,12 @@ async def drain(ws: ClientConnection) -> None:
         pass
 
 
+def keep_reading(stack: AsyncExitStack, clients: Iterable[ClientConnection]) -> None:
+    """Drains each client in a task of its own until `stack` closes."""
+    tasks = [asyncio.create_task(drain(ws)) for ws in clients]
+    stack.callback(lambda: [task.cancel() for task in tasks])
+
+
 class MemberList:
     """The member list as the page keeps it: the welcome's, then each presence frame applied
     as set-remove (left) and set-add (joined)."""
@@ -255,6 +261,7 @@ class MemberList:
         self.members = {m["id"]: m["name"] for m in welcome["members"]}
         self.frames = 0  # presence frames applied
         self.joins = 0  # users they named as joined
+        self.largest = 0  # bytes of the largest frame followed or settled
 
     def apply(self, frame: dict[str, Any]) -> None:
         if frame["type"] != wire.FRAME_PRESENCE:
@@ -271,7 +278,7 @@ class MemberList:
         """Applies the frames that arrive until `until(self)` holds."""
         async with asyncio.timeout(within_s):
             while not until(self):
-                self.apply(json.loads(await ws.recv()))
+                self._take(await ws.recv())
 
     async def settle(self, ws: ClientConnection, quiet_s: float = 0.3) -> None:
         """Applies the frames that arrive until none has for `quiet_s`."""
@@ -281,7 +288,11 @@ class MemberList:
                     raw = await ws.recv()
             except TimeoutError:
                 return
-            self.apply(json.loads(raw))
+            self._take(raw)
+
+    def _take(self, raw: str | bytes) -> None:
+        self.largest = max(self.largest, len(raw if isinstance(raw, bytes) else raw.encode()))
+        self.apply(json.loads(raw))
 
 
 class RawClient:

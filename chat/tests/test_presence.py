@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
 from contextlib import AsyncExitStack
 
 from prometheus_client import REGISTRY
@@ -18,7 +17,7 @@ from chat import protocol, wire
 from chat.presence_batch import MAX_USERS_PER_FRAME, TICK_SHARE_OF_BOUND, _Tick, frames
 from chat.protocol import User
 from tests.conftest import StartChat
-from tests.helpers import Chat, MemberList, drain, recv_presence, recv_type, until
+from tests.helpers import Chat, MemberList, keep_reading, recv_presence, recv_type, until
 
 K = 50  # joiners in a storm
 
@@ -159,22 +158,12 @@ async def test_many_changes_at_once_reach_a_member_a_share_of_its_bound_per_tick
     cuts = REGISTRY.get_sample_value("chat_slow_consumers_total", {"reason": "buffer"})
     async with AsyncExitStack() as stack:
         alice, seen = await open_member(stack, a, "alice")
-        sizes: list[int] = []
-
-        async def follow(until: Callable[[], bool]) -> None:
-            async with asyncio.timeout(10):
-                while not until():
-                    raw = await alice.recv()
-                    sizes.append(len(raw if isinstance(raw, bytes) else raw.encode()))
-                    seen.apply(json.loads(raw))
-
         crowd = {f"b{i:03}": f"{i:03} " + "n" * 400 for i in range(150)}
         crowd_bytes = sum(len(User(sub, name).encoded) + 1 for sub, name in crowd.items())
         async with AsyncExitStack() as on_b:
             joined = await asyncio.gather(*(on_b.enter_async_context(b.join("storm", sub, name))
                                             for sub, name in crowd.items()))  # fmt: skip
-            readers = [asyncio.create_task(drain(ws)) for ws in joined]
-            on_b.callback(lambda: [r.cancel() for r in readers])
+            keep_reading(on_b, joined)
             # Carol is welcomed while A still has joins to tell Alice, past this tick's share.
             await until(lambda: len(a.servers.relay.members("storm")) == 151, "B's joins on A")
             pending = a.servers.relay.presence._ticks["storm"].events
@@ -182,16 +171,17 @@ async def test_many_changes_at_once_reach_a_member_a_share_of_its_bound_per_tick
             carol, carols = await open_member(stack, a, "carol")
             everyone = {"alice": "Name alice", "carol": "Name carol"} | crowd
             assert carols.members == everyone
-            await follow(lambda: seen.members == everyone)
+            await seen.follow(alice, lambda s: s.members == everyone)
             await asyncio.gather(*(ws.close() for ws in joined))  # all leave at once
-            await follow(lambda: seen.members == {"alice": "Name alice", "carol": "Name carol"})
+            await seen.follow(alice, lambda s: s.members == {"alice": "Name alice",
+                                                             "carol": "Name carol"})  # fmt: skip
         # Carol heard the leaves and nothing else: no join she had from her welcome.
         await carols.follow(carol, lambda s: s.members == {"alice": "Name alice",
                                                            "carol": "Name carol"})  # fmt: skip
         await carols.settle(carol)
         assert carols.joins == 0, carols.joins
         assert carols.members == {"alice": "Name alice", "carol": "Name carol"}
-    assert max(sizes) <= share + 100, sizes  # + the frame's own keys
+    assert seen.largest <= share + 100, seen.largest  # + the frame's own keys
     assert seen.frames >= 2 * crowd_bytes / share, seen.frames
     assert REGISTRY.get_sample_value("chat_slow_consumers_total", {"reason": "buffer"}) == cuts
 

@@ -23,7 +23,7 @@ from tests.helpers import (
     Chat,
     RawClient,
     close_code_in,
-    drain,
+    keep_reading,
     recv_join,
     recv_leave,
     recv_type,
@@ -259,8 +259,6 @@ async def test_a_welcome_partly_read_still_does_not_count_against_the_bound(
     chat = await start_chat(send_buffer_bytes=bound, ping_interval_s=60, presence_coalesce_ms=100)
     async with AsyncExitStack() as stack:
         members: list[ClientConnection] = []
-        readers: list[asyncio.Task[None]] = []
-        stack.callback(lambda: [r.cancel() for r in readers])
         # 150 members with long names (a ~66 KB welcome), 25 at a time: each tick's presence
         # frame to those already in stays under the bound.
         for batch in range(6):
@@ -269,7 +267,7 @@ async def test_a_welcome_partly_read_still_does_not_count_against_the_bound(
                 for i in range(batch * 25, batch * 25 + 25)
             ))  # fmt: skip
             members += joined
-            readers += [asyncio.create_task(drain(m)) for m in joined]  # as a browser reads
+            keep_reading(stack, joined)  # as a browser reads
             await asyncio.sleep(0.25)  # their joins are out before the next batch's
         for listener in chat.server.sockets:
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)

@@ -213,16 +213,15 @@ function worker(index) {
       const id = s.slice(at, s.indexOf('"', at));
       if (type === 'join') c.members.add(id);
       else c.members.delete(id);
-      if (c.members.complete() && !c.complete) { c.complete = true; stats.complete += 1; }
-      return;
-    }
-    const frame = JSON.parse(s);
-    if (type === 'welcome') {
-      for (const m of frame.members) c.members.add(m.id);
-      c.welcomed();
-    } else if (type === 'presence') {
-      for (const m of frame.joined || []) c.members.add(m.id);
-      for (const m of frame.left || []) c.members.delete(m.id);
+    } else {
+      const frame = JSON.parse(s);
+      if (type === 'welcome') {
+        for (const m of frame.members) c.members.add(m.id);
+        c.welcomed();
+      } else if (type === 'presence') {
+        for (const m of frame.joined || []) c.members.add(m.id);
+        for (const m of frame.left || []) c.members.delete(m.id);
+      }
     }
     if (c.members.complete() && !c.complete) { c.complete = true; stats.complete += 1; }
   }
