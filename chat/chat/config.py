@@ -89,6 +89,11 @@ class Settings(BaseSettings):
     presence_coalesce_ms: int = Field(
         default=50, ge=1, le=1000, validation_alias="PRESENCE_COALESCE_MS"
     )
+    # ... and a room's ticks cost its sockets at most this many frames a second: in a room
+    # over PRESENCE_FRAMES_PER_S x the tick (250 sockets by default), the tick is longer.
+    presence_frames_per_s: int = Field(
+        default=5000, ge=1, le=1_000_000, validation_alias="PRESENCE_FRAMES_PER_S"
+    )
     # Connect and command timeout, and the longest pause between reconnection attempts.
     bus_timeout_s: float = Field(default=2.0, gt=0, validation_alias="BUS_TIMEOUT_S")
     bus_backoff_max_s: float = Field(default=5.0, gt=0, validation_alias="BUS_BACKOFF_MAX_S")

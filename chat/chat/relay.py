@@ -58,6 +58,7 @@ class Relay:
         sweep_s: float,
         link_timeout_s: float,
         presence_coalesce_s: float = 0.05,
+        presence_frames_per_s: int = 5000,
     ) -> None:
         self._bus = bus
         self._node = bus.node
@@ -74,7 +75,7 @@ class Relay:
         self._bus_back = asyncio.Event()
         self._reads = PresenceReads(bus)
         # The room's joins and leaves as local members see them, local users' and remote ones'.
-        self.presence = PresenceBatch(rooms, watchdog, presence_coalesce_s)
+        self.presence = PresenceBatch(rooms, watchdog, presence_coalesce_s, presence_frames_per_s)
         bus.on_up(self._bus_back.set)
 
     # --- for the handler ---------------------------------------------------------------------

@@ -106,7 +106,8 @@ async def build_servers(
     relay = Relay(bus, rooms, watchdog, presence_ttl_s=settings.presence_ttl_s,
                   heartbeat_s=settings.presence_heartbeat_s, sweep_s=settings.presence_sweep_s,
                   link_timeout_s=settings.bus_timeout_s,
-                  presence_coalesce_s=settings.presence_coalesce_ms / 1000)  # fmt: skip
+                  presence_coalesce_s=settings.presence_coalesce_ms / 1000,
+                  presence_frames_per_s=settings.presence_frames_per_s)  # fmt: skip
     await bus.subscribe(channels.CONTROL)  # wanted from the first session on
     async with (
         bus.running(),

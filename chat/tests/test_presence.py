@@ -14,7 +14,14 @@ from prometheus_client import REGISTRY
 from websockets.asyncio.client import ClientConnection
 
 from chat import protocol, wire
-from chat.presence_batch import MAX_USERS_PER_FRAME, TICK_SHARE_OF_BOUND, _Tick, frames
+from chat.presence_batch import (
+    MAX_TICK_S,
+    MAX_USERS_PER_FRAME,
+    TICK_SHARE_OF_BOUND,
+    _Tick,
+    frames,
+    tick_seconds,
+)
 from chat.protocol import User
 from tests.conftest import StartChat
 from tests.helpers import Chat, MemberList, keep_reading, recv_presence, recv_type, until
@@ -140,6 +147,52 @@ async def test_presence_across_two_replicas(start_chat: StartChat) -> None:
             assert seen.frames <= 6, seen.frames
         await seen.follow(alice, lambda s: s.members == {"alice": "Name alice"})
         assert seen.frames <= 10, seen.frames
+
+
+async def test_a_big_room_ticks_at_its_frame_budget_and_a_small_one_at_once(
+    start_chat: StartChat,
+) -> None:
+    """PRESENCE_FRAMES_PER_S at 50: in a room of 31 sockets a tick lasts 0.62 s, so joins 40 ms
+    apart reach a member in a frame or two (one per join at the base tick of 20 ms), and the
+    first no sooner than its tick; a join into a room of two, on the same server, comes at the
+    base tick."""
+    chat = await start_chat(presence_coalesce_ms=20, presence_frames_per_s=50)
+    loop = asyncio.get_running_loop()
+    async with AsyncExitStack() as stack:
+        alice, seen = await open_member(stack, chat, "alice", room="big")
+        await asyncio.gather(*(open_member(stack, chat, f"c{i}", room="big") for i in range(30)))
+        await seen.follow(alice, lambda s: len(s.members) == 31)
+        heard_before = seen.frames
+
+        async def join_one_by_one() -> None:
+            for i in range(12):
+                await open_member(stack, chat, f"j{i}", room="big")
+                await asyncio.sleep(0.04)
+
+        started = loop.time()
+        joining = asyncio.create_task(join_one_by_one())
+        await seen.follow(alice, lambda s: "j0" in s.members)
+        first_after = loop.time() - started
+        await joining
+        await seen.follow(alice, lambda s: len(s.members) == 43)
+        heard = seen.frames - heard_before
+        assert first_after >= 0.5, f"j0's join arrived after {first_after:.2f} s"
+        assert heard <= 4, f"{heard} frames for 12 joins"
+
+        bob, bobs = await open_member(stack, chat, "bob", room="small")
+        started = loop.time()
+        await open_member(stack, chat, "carol", room="small")
+        await bobs.follow(bob, lambda s: "carol" in s.members)
+        assert loop.time() - started < 0.3, loop.time() - started
+
+
+def test_the_tick_grows_with_the_room_past_its_frame_budget_up_to_a_second() -> None:
+    assert tick_seconds(0, 0.05, 5000) == 0.05
+    assert tick_seconds(250, 0.05, 5000) == 0.05  # 5,000 frames a second: the budget
+    assert tick_seconds(2000, 0.05, 5000) == 0.4
+    assert tick_seconds(20_000, 0.05, 5000) == MAX_TICK_S == 1.0
+    assert tick_seconds(20_000, 0.05, 1) == 1.0
+    assert tick_seconds(10, 0.2, 100) == 0.2  # never shorter than the base tick
 
 
 async def test_many_changes_at_once_reach_a_member_a_share_of_its_bound_per_tick(
