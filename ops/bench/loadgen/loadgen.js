@@ -152,6 +152,31 @@ class MemberList {
   }
 }
 
+// The ids of a welcome's members, or of a presence frame's joined and left users, read from
+// the text without JSON.parse: the join storm's 2,000 welcomes list about 2 million members,
+// and parsing them into objects took a third of the load generator's core (its CPU profile),
+// near what the storm itself needs. An id follows each `"id":"` at or after `from` (-1: none);
+// JSON cannot hold that inside a string (a quote there is escaped). An id is a leave if the
+// last array opened before it is `"left":[`, else a join. An id with escapes matches no
+// client's: counted as a stranger, it fails a list, never completes one.
+const MEMBERS = '"members":[';
+const ID = '"id":"';
+function applyIds(list, s, from) {
+  if (from < 0) return;
+  const left = s.indexOf('"left":[', from);
+  const joined = s.indexOf('"joined":[', from);
+  // A while loop: written as `for (let at = ...)`, with `at` moved in the body, V8 took 131 s
+  // over a storm's 2,000 welcomes instead of 0.4 s.
+  let at = from;
+  while ((at = s.indexOf(ID, at)) !== -1) {
+    at += ID.length;
+    const end = s.indexOf('"', at);
+    if (left !== -1 && left < at && (joined < left || joined > at)) list.delete(s.slice(at, end));
+    else list.add(s.slice(at, end));
+    at = end;
+  }
+}
+
 // Client i's user id: its token's `sub` for Parley, `?user=` for the yardsticks.
 const userId = (i) => `u${i}`;
 
@@ -213,16 +238,10 @@ function worker(index) {
       const id = s.slice(at, s.indexOf('"', at));
       if (type === 'join') c.members.add(id);
       else c.members.delete(id);
-    } else {
-      const frame = JSON.parse(s);
-      if (type === 'welcome') {
-        for (const m of frame.members) c.members.add(m.id);
-        c.welcomed();
-      } else if (type === 'presence') {
-        for (const m of frame.joined || []) c.members.add(m.id);
-        for (const m of frame.left || []) c.members.delete(m.id);
-      }
-    }
+    } else if (type === 'welcome') {
+      applyIds(c.members, s, s.indexOf(MEMBERS));
+      c.welcomed();
+    } else if (type === 'presence') applyIds(c.members, s, 0);
     if (c.members.complete() && !c.complete) { c.complete = true; stats.complete += 1; }
   }
 

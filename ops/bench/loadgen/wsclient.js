@@ -20,6 +20,7 @@
 //   c.send(string)   one masked text frame;   c.open   true between the 101 and the close;
 //   c.terminate()    drop the TCP connection (the close handler then sees 1006).
 const crypto = require('crypto');
+const dns = require('dns');
 const net = require('net');
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
@@ -52,6 +53,25 @@ const HEAD_END = Buffer.from('\r\n\r\n');
 const READ_BUFFER = Buffer.allocUnsafe(65536);
 const MAX_HEAD = 16384; // an answer's status line and headers: more is not a WebSocket server's
 
+// The server's addresses, looked up once per name: a lookup per connect (getaddrinfo on
+// libuv's threads) was 8% of the load generator's core in the join storm. Connects take the
+// addresses in turn, so a name with several still spreads them.
+const addresses = new Map(); // hostname -> { list, next }
+function lookupOnce(hostname, options, callback) {
+  const known = addresses.get(hostname);
+  if (!known) {
+    dns.lookup(hostname, { all: true }, (err, list) => {
+      if (err) { callback(err); return; }
+      if (!addresses.has(hostname)) addresses.set(hostname, { list, next: 0 });
+      lookupOnce(hostname, options, callback);
+    });
+    return;
+  }
+  const a = known.list[known.next++ % known.list.length];
+  if (options.all) callback(null, [a]);
+  else callback(null, a.address, a.family);
+}
+
 // The upgrade request (RFC 6455 §4.1), as one string.
 function request(url, key, options) {
   const { hostname, port, pathname, search } = new URL(url);
@@ -81,7 +101,7 @@ function open(url, options, on) {
   const key = crypto.randomBytes(16).toString('base64');
   const { hostname, port, head } = request(url, key, options);
   let onBytes = null; // the handshake's reader, then the frames' (below)
-  const socket = net.connect({ host: hostname, port, onread: {
+  const socket = net.connect({ host: hostname, port, lookup: lookupOnce, onread: {
     buffer: READ_BUFFER, callback: (n, buf) => { onBytes(buf.subarray(0, n)); } } });
   const client = { open: false, send: () => {}, terminate: () => socket.destroy() };
   let settled = false; // fail() or upgrade() has been called
