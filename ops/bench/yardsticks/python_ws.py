@@ -63,9 +63,12 @@ async def handler(ws: ServerConnection) -> None:
 
 async def main() -> None:
     port = int(os.environ.get("PORT", "8001"))
-    # The library's defaults but for compression (off in Parley too) and the frame limit.
+    # The library's defaults but for compression (off in Parley too), the frame limit, and the
+    # opening handshake's timeout: 30 s, as the load generator allows in the join storm (at 10
+    # s, the default, this server closed the storm's last handshakes unanswered; Node `ws`
+    # has no such timeout).
     async with serve(handler, "0.0.0.0", port, compression=None, max_size=16384,
-                     backlog=4096) as server:  # fmt: skip
+                     backlog=4096, open_timeout=30) as server:  # fmt: skip
         print(f"python websockets yardstick on {port}", flush=True)
         await server.serve_forever()
 
