@@ -57,8 +57,8 @@ class Relay:
         heartbeat_s: float,
         sweep_s: float,
         link_timeout_s: float,
-        presence_coalesce_s: float = 0.05,
-        presence_frames_per_s: int = 5000,
+        presence_coalesce_s: float,
+        presence_frames_per_s: int,
     ) -> None:
         self._bus = bus
         self._node = bus.node

@@ -54,19 +54,26 @@ const READ_BUFFER = Buffer.allocUnsafe(65536);
 const MAX_HEAD = 16384; // an answer's status line and headers: more is not a WebSocket server's
 
 // The server's addresses, looked up once per name: a lookup per connect (getaddrinfo on
-// libuv's threads) was 8% of the load generator's core in the join storm. Connects take the
-// addresses in turn, so a name with several still spreads them.
-const addresses = new Map(); // hostname -> { list, next }
+// libuv's threads) was 8% of the load generator's core in the join storm. The connects of a
+// burst wait for the one lookup; a failed lookup fails them and is tried again by the next.
+// Connects take the addresses in turn, so a name with several still spreads them.
+const addresses = new Map(); // hostname -> { list (null while looked up), next, waiting }
 function lookupOnce(hostname, options, callback) {
-  const known = addresses.get(hostname);
+  let known = addresses.get(hostname);
   if (!known) {
+    known = { list: null, next: 0, waiting: [] };
+    addresses.set(hostname, known);
+    const entry = known;
     dns.lookup(hostname, { all: true }, (err, list) => {
-      if (err) { callback(err); return; }
-      if (!addresses.has(hostname)) addresses.set(hostname, { list, next: 0 });
-      lookupOnce(hostname, options, callback);
+      if (err) addresses.delete(hostname);
+      else entry.list = list;
+      for (const [opts, cb] of entry.waiting.splice(0)) {
+        if (err) cb(err);
+        else lookupOnce(hostname, opts, cb);
+      }
     });
-    return;
   }
+  if (known.list === null) { known.waiting.push([options, callback]); return; }
   const a = known.list[known.next++ % known.list.length];
   if (options.all) callback(null, [a]);
   else callback(null, a.address, a.family);
