@@ -89,8 +89,9 @@ class Settings(BaseSettings):
     presence_coalesce_ms: int = Field(
         default=50, ge=1, le=1000, validation_alias="PRESENCE_COALESCE_MS"
     )
-    # ... and a room's ticks cost its sockets at most this many frames a second: in a room
-    # over PRESENCE_FRAMES_PER_S x the tick (250 sockets by default), the tick is longer.
+    # ... and the replica's ticks cost its sockets about this many frames a second at most,
+    # shared by the rooms ticking: a room over its share x the tick (250 sockets alone, by
+    # default) ticks longer.
     presence_frames_per_s: int = Field(
         default=5000, ge=1, le=1_000_000, validation_alias="PRESENCE_FRAMES_PER_S"
     )

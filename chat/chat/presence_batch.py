@@ -11,10 +11,11 @@ tick cancel out (so do a leave and a join, unless the name changed). A socket we
 the tick saw the changes up to its welcome, so it gets only the net changes after it (sockets
 welcomed at the same point share a frame; one welcomed after the tick's last change gets none,
 so a joiner never hears of its own join). A tick names users worth at most
-TICK_SHARE_OF_BOUND of a member's send-buffer bound; the rest goes on in the next tick. In a
-room so big that a frame to every member each base tick would cost more than the room's frame
-budget, the tick is longer (`tick_seconds`). The page applies `joined` as set-add and `left` as
-set-remove, idempotently, so even a repeated name could not break its list."""
+TICK_SHARE_OF_BOUND of a member's send-buffer bound; the rest goes on in the next tick. The
+server's ticks share a frame budget: a room whose frame to every member each base tick would
+cost more than its part of it ticks longer (`tick_seconds`, `PresenceBatch._share`). The page
+applies `joined` as set-add and `left` as set-remove, idempotently, so even a repeated name
+could not break its list."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ MAX_TICK_S = 1.0
 Event = tuple[str, User, bool]  # (user id, the user, present after it)
 
 
-def tick_seconds(sockets: int, base_s: float, frames_per_s: int) -> float:
+def tick_seconds(sockets: int, base_s: float, frames_per_s: float) -> float:
     """How long a room's tick collects changes: the base tick, or, in a room whose sockets
     would get more than `frames_per_s` frames a second from it, long enough that they do not
     (up to MAX_TICK_S). Each frame is a write to one socket: at 50 ms, the benchmark's join
@@ -56,6 +57,7 @@ def tick_seconds(sockets: int, base_s: float, frames_per_s: int) -> float:
 @dataclass(slots=True)
 class _Tick:
     timer: asyncio.TimerHandle
+    cost: float  # frames a second: the room's sockets at the start / the tick's length
     # What the members from before the tick know: user id -> the user, None if absent.
     before: dict[str, User | None] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
@@ -109,6 +111,7 @@ class PresenceBatch:
         self._frames_per_s = frames_per_s
         self._budget = int(watchdog.bound * TICK_SHARE_OF_BOUND)
         self._ticks: dict[str, _Tick] = {}  # rooms with changes pending
+        self._committed = 0.0  # the pending ticks' costs, in frames a second
 
     def joined(self, room: str, user: User) -> None:
         """The user is now in the room, for this replica's members."""
@@ -126,7 +129,7 @@ class PresenceBatch:
 
     def forget(self, room: str) -> None:
         """No local member is left in the room: nobody to tell."""
-        if (tick := self._ticks.pop(room, None)) is not None:
+        if (tick := self._end(room)) is not None:
             tick.timer.cancel()
 
     def flush_all(self) -> None:
@@ -135,13 +138,31 @@ class PresenceBatch:
             for room in list(self._ticks):
                 self._flush(room)
 
+    def _share(self) -> float:
+        """A starting tick's part of PRESENCE_FRAMES_PER_S: what the pending ticks left of it,
+        and never less than an equal share among them and it, so that a storm in one big room
+        does not slow every small room's presence to MAX_TICK_S. A room that starts ticking
+        while the others spend the whole budget takes its equal share on top: the ticks cost
+        more than the budget until those rooms' next ticks, which take only what is left."""
+        budget = self._frames_per_s
+        return max(budget - self._committed, budget / (len(self._ticks) + 1))
+
     def _start_tick(self, room: str) -> _Tick:
+        sockets = len(self._rooms.connections(room))
+        delay = tick_seconds(sockets, self._tick_s, self._share())
         # An empty context: the flush is nobody's request (no request_id, no parent span).
-        delay = tick_seconds(len(self._rooms.connections(room)), self._tick_s, self._frames_per_s)
         timer = asyncio.get_running_loop().call_later(
             delay, self._flush, room, context=contextvars.Context()
         )
-        tick = self._ticks[room] = _Tick(timer)
+        tick = self._ticks[room] = _Tick(timer, sockets / delay)
+        self._committed += tick.cost
+        return tick
+
+    def _end(self, room: str) -> _Tick | None:
+        tick = self._ticks.pop(room, None)
+        if tick is not None:
+            # Back to exactly 0 when nothing is pending: float sums never drift for long.
+            self._committed = self._committed - tick.cost if self._ticks else 0.0
         return tick
 
     def _change(self, room: str, user: User, *, present: bool) -> None:
@@ -151,7 +172,7 @@ class PresenceBatch:
         tick.events.append((user.id, user, present))
 
     def _flush(self, room: str) -> None:
-        tick = self._ticks.pop(room, None)
+        tick = self._end(room)
         if tick is None:
             return
         tick.timer.cancel()

@@ -186,6 +186,43 @@ async def test_a_big_room_ticks_at_its_frame_budget_and_a_small_one_at_once(
         assert loop.time() - started < 0.3, loop.time() - started
 
 
+async def test_rooms_ticking_at_once_share_the_frame_budget_and_a_small_room_keeps_its_pace(
+    start_chat: StartChat,
+) -> None:
+    """PRESENCE_FRAMES_PER_S is the server's: at 100, a room of 40 sockets alone ticks 0.4 s
+    and takes it all, so a second room of 40 that starts ticking meanwhile gets an equal share,
+    50, and a tick of 0.8 s (0.4 s with a budget per room). A room of two that starts ticking
+    then still gets a third, at most 0.06 s for its two sockets, not the longest tick."""
+    chat = await start_chat(presence_coalesce_ms=20, presence_frames_per_s=100)
+    loop = asyncio.get_running_loop()
+    async with AsyncExitStack() as stack:
+        firsts = {}
+        for room in ("one", "two"):
+            first, seen = await open_member(stack, chat, f"{room}0", room=room)
+            await asyncio.gather(
+                *(open_member(stack, chat, f"{room}{i}", room=room) for i in range(1, 40))
+            )
+            await seen.follow(first, lambda s: len(s.members) == 40)
+            firsts[room] = (first, seen)
+        bob, bobs = await open_member(stack, chat, "bob", room="small")
+        await asyncio.sleep(0.2)  # no tick pending anywhere
+
+        await open_member(stack, chat, "one-late", room="one")  # its tick: 0.4 s, all the budget
+
+        async def time_to_hear(room: str, sub: str, ws: ClientConnection,
+                               seen: MemberList) -> float:  # fmt: skip
+            started = loop.time()
+            await open_member(stack, chat, sub, room=room)
+            await seen.follow(ws, lambda s: sub in s.members)
+            return loop.time() - started
+
+        two_took = asyncio.create_task(time_to_hear("two", "two-late", *firsts["two"]))
+        await asyncio.sleep(0.05)  # two's tick under way
+        small_took = await time_to_hear("small", "carol", bob, bobs)
+        assert (await two_took) >= 0.6, f"two heard its join after {two_took.result():.2f} s"
+        assert small_took < 0.3, f"the small room heard its join after {small_took:.2f} s"
+
+
 def test_the_tick_grows_with_the_room_past_its_frame_budget_up_to_a_second() -> None:
     assert tick_seconds(0, 0.05, 5000) == 0.05
     assert tick_seconds(250, 0.05, 5000) == 0.05  # 5,000 frames a second: the budget
@@ -246,7 +283,7 @@ def test_a_tick_over_its_share_goes_on_in_the_next_from_where_it_was_cut() -> No
     size = len(users[0].encoded) + 1  # each user's bytes in a frame, with the comma
     loop = asyncio.new_event_loop()
     try:
-        tick = _Tick(loop.call_later(60, lambda: None))
+        tick = _Tick(loop.call_later(60, lambda: None), 0.0)
     finally:
         loop.close()
     tick.before = {u.id: None for u in users}
@@ -277,7 +314,7 @@ def test_each_socket_hears_the_net_change_since_what_it_was_shown() -> None:
     bob, robert, cy = User("bob", "Bob"), User("bob", "Robert"), User("cy", "Cy")
     loop = asyncio.new_event_loop()
     try:
-        tick = _Tick(loop.call_later(60, lambda: None))
+        tick = _Tick(loop.call_later(60, lambda: None), 0.0)
     finally:
         loop.close()
     # Bob was here: he leaves, Cy joins, Bob comes back renamed, Cy leaves.
