@@ -39,6 +39,27 @@ async def open_member(stack: AsyncExitStack, chat: Chat, sub: str,
     return ws, MemberList(await recv_type(ws, wire.FRAME_WELCOME))
 
 
+async def fill_room(stack: AsyncExitStack, chat: Chat, room: str,
+                    sockets: int) -> tuple[ClientConnection, MemberList]:  # fmt: skip
+    """A room of `sockets` members, joined at once; returns the first once it has seen them
+    all, so no tick of the room is left pending."""
+    first, seen = await open_member(stack, chat, f"{room}0", room=room)
+    await asyncio.gather(*(open_member(stack, chat, f"{room}{i}", room=room)
+                           for i in range(1, sockets)))  # fmt: skip
+    await seen.follow(first, lambda s: len(s.members) == sockets)
+    return first, seen
+
+
+async def time_to_hear(stack: AsyncExitStack, chat: Chat, room: str, sub: str,
+                       ws: ClientConnection, seen: MemberList) -> float:  # fmt: skip
+    """Seconds from `sub` starting to join `room` until member `ws` hears of it."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await open_member(stack, chat, sub, room=room)
+    await seen.follow(ws, lambda s: sub in s.members)
+    return loop.time() - started
+
+
 async def nothing_more(ws: ClientConnection, within_s: float = 0.4) -> None:
     try:
         async with asyncio.timeout(within_s):
@@ -159,9 +180,7 @@ async def test_a_big_room_ticks_at_its_frame_budget_and_a_small_one_at_once(
     chat = await start_chat(presence_coalesce_ms=20, presence_frames_per_s=50)
     loop = asyncio.get_running_loop()
     async with AsyncExitStack() as stack:
-        alice, seen = await open_member(stack, chat, "alice", room="big")
-        await asyncio.gather(*(open_member(stack, chat, f"c{i}", room="big") for i in range(30)))
-        await seen.follow(alice, lambda s: len(s.members) == 31)
+        alice, seen = await fill_room(stack, chat, "big", 31)
         heard_before = seen.frames
 
         async def join_one_by_one() -> None:
@@ -180,10 +199,8 @@ async def test_a_big_room_ticks_at_its_frame_budget_and_a_small_one_at_once(
         assert heard <= 4, f"{heard} frames for 12 joins"
 
         bob, bobs = await open_member(stack, chat, "bob", room="small")
-        started = loop.time()
-        await open_member(stack, chat, "carol", room="small")
-        await bobs.follow(bob, lambda s: "carol" in s.members)
-        assert loop.time() - started < 0.3, loop.time() - started
+        took = await time_to_hear(stack, chat, "small", "carol", bob, bobs)
+        assert took < 0.3, f"the small room heard its join after {took:.2f} s"
 
 
 async def test_rooms_ticking_at_once_share_the_frame_budget_and_a_small_room_keeps_its_pace(
@@ -194,31 +211,17 @@ async def test_rooms_ticking_at_once_share_the_frame_budget_and_a_small_room_kee
     50, and a tick of 0.8 s (0.4 s with a budget per room). A room of two that starts ticking
     then still gets a third, at most 0.06 s for its two sockets, not the longest tick."""
     chat = await start_chat(presence_coalesce_ms=20, presence_frames_per_s=100)
-    loop = asyncio.get_running_loop()
     async with AsyncExitStack() as stack:
-        firsts = {}
-        for room in ("one", "two"):
-            first, seen = await open_member(stack, chat, f"{room}0", room=room)
-            await asyncio.gather(
-                *(open_member(stack, chat, f"{room}{i}", room=room) for i in range(1, 40))
-            )
-            await seen.follow(first, lambda s: len(s.members) == 40)
-            firsts[room] = (first, seen)
+        await fill_room(stack, chat, "one", 40)
+        two, twos = await fill_room(stack, chat, "two", 40)
         bob, bobs = await open_member(stack, chat, "bob", room="small")
-        await asyncio.sleep(0.2)  # no tick pending anywhere
+        await asyncio.sleep(0.2)  # bob's tick is over too: none pending anywhere
 
         await open_member(stack, chat, "one-late", room="one")  # its tick: 0.4 s, all the budget
-
-        async def time_to_hear(room: str, sub: str, ws: ClientConnection,
-                               seen: MemberList) -> float:  # fmt: skip
-            started = loop.time()
-            await open_member(stack, chat, sub, room=room)
-            await seen.follow(ws, lambda s: sub in s.members)
-            return loop.time() - started
-
-        two_took = asyncio.create_task(time_to_hear("two", "two-late", *firsts["two"]))
+        # Read concurrently, so that a late read cannot pass the lower bound.
+        two_took = asyncio.create_task(time_to_hear(stack, chat, "two", "two-late", two, twos))
         await asyncio.sleep(0.05)  # two's tick under way
-        small_took = await time_to_hear("small", "carol", bob, bobs)
+        small_took = await time_to_hear(stack, chat, "small", "carol", bob, bobs)
         assert (await two_took) >= 0.6, f"two heard its join after {two_took.result():.2f} s"
         assert small_took < 0.3, f"the small room heard its join after {small_took:.2f} s"
 

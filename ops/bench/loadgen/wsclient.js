@@ -63,11 +63,10 @@ function lookupOnce(hostname, options, callback) {
   if (!known) {
     known = { list: null, next: 0, waiting: [] };
     addresses.set(hostname, known);
-    const entry = known;
     dns.lookup(hostname, { all: true }, (err, list) => {
       if (err) addresses.delete(hostname);
-      else entry.list = list;
-      for (const [opts, cb] of entry.waiting.splice(0)) {
+      else known.list = list;
+      for (const [opts, cb] of known.waiting.splice(0)) {
         if (err) cb(err);
         else lookupOnce(hostname, opts, cb);
       }
