@@ -6,11 +6,24 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from .cpu import CpuSnapshot, rss_bytes, steer_receive_work
 from .scenarios import Target
 from .stack import FILES, ROOT, Stack, stack_container
+
+
+def events(proc: subprocess.Popen[str], label: str) -> Iterator[tuple[dict[str, Any], str]]:
+    """The JSON lines a load prints, each with its text; any other line is shown as it came."""
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            print(f"    {label}: {line.rstrip()}")
+            continue
+        yield event, line
 
 
 def run_loadgen(stack: Stack, target: Target, config: dict[str, Any], name: str,
@@ -25,18 +38,12 @@ def run_loadgen(stack: Stack, target: Target, config: dict[str, Any], name: str,
            "loadgen", "node", "/bench/loadgen.js", json.dumps(cfg)]  # fmt: skip
     env = stack.env | {"BENCH_LOADGEN_CORE": core}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
     start: CpuSnapshot | None = None
     end: CpuSnapshot | None = None
     result: dict[str, Any] = {}
     rss_window = 0
     deadline = time.monotonic() + timeout_s
-    for line in proc.stdout:
-        try:
-            event = json.loads(line)
-        except ValueError:
-            print(f"    loadgen: {line.rstrip()}")
-            continue
+    for event, line in events(proc, "loadgen"):
         kind = event.get("event")
         if kind == "window-start":
             rss_window = sum(rss_bytes(i) for svc in target.servers for i in services[svc])
@@ -76,17 +83,11 @@ def run_wrk(stack: Stack, target: Target, config: dict[str, Any], name: str) -> 
            str(config["connections"]), str(config["threads"]),
            str(config.get("rate", 0))]  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=ROOT, env=stack.env, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
     start: CpuSnapshot | None = None
     end: CpuSnapshot | None = None
     t0 = window = 0.0
     result: dict[str, Any] = {}
-    for line in proc.stdout:
-        try:
-            event = json.loads(line)
-        except ValueError:
-            print(f"    wrk: {line.rstrip()}")
-            continue
+    for event, _ in events(proc, "wrk"):
         if event.get("event") == "window-start":
             start, t0 = CpuSnapshot.take(services), time.monotonic()
         elif event.get("scenario") == "token":
