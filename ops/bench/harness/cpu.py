@@ -178,3 +178,33 @@ def settle(stack: Stack) -> float:
                   " measuring anyway", flush=True)  # fmt: skip
             return round(waited, 1)
         before = now
+
+
+# This machine's speed varies from day to day, and within a run (a VM: its host and its
+# neighbours change), and every figure with it: a fixed CPython loop on core 0, in ns per
+# iteration (best of five), lets runs and windows be set side by side.
+REFERENCE_LOOP = """
+import time
+N = 2_000_000
+def loop():
+    total = 0
+    for i in range(N):
+        total += i
+times = []
+for _ in range(5):
+    t0 = time.perf_counter()
+    loop()
+    times.append(time.perf_counter() - t0)
+print(round(min(times) * 1e9 / N, 1))
+"""
+
+
+def reference_loop_ns(stack: Stack) -> float | None:
+    """The machine's speed now: REFERENCE_LOOP in the python-ws yardstick's running container,
+    on core 0 with the servers (lower is faster); None if it gave no figure."""
+    out = stack.compose("exec", "-T", "python-ws", "python", "-c", REFERENCE_LOOP,
+                        capture=True, check=False)  # fmt: skip
+    try:
+        return float(out)
+    except ValueError:
+        return None

@@ -9,23 +9,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from .cpu import reference_loop_ns
 from .scenarios import NODE, PARLEY, PARLEY_NGINX, PYTHON, WEBSITE, Scenario, Target
 from .stack import Stack
-
-REFERENCE_LOOP = """
-import time
-N = 2_000_000
-def loop():
-    total = 0
-    for i in range(N):
-        total += i
-times = []
-for _ in range(5):
-    t0 = time.perf_counter()
-    loop()
-    times.append(time.perf_counter() - t0)
-print(round(min(times) * 1e9 / N, 1))
-"""
 
 
 def versions(stack: Stack) -> dict[str, str]:
@@ -38,11 +24,7 @@ def versions(stack: Stack) -> dict[str, str]:
     py = out("run", "--rm", "-T", "--no-deps", "--entrypoint", "python", "python-ws", "-c",
              "import sys, websockets; print(sys.version.split()[0], 'websockets',"
              " websockets.__version__)")  # fmt: skip
-    # This machine's speed varies from day to day (a VM: its host and its neighbours change),
-    # and every figure with it: a fixed CPython loop on core 0, in ns per iteration (best of
-    # five), lets runs of different days be set side by side.
-    speed = out("run", "--rm", "-T", "--no-deps", "--entrypoint", "python", "python-ws", "-c",
-                REFERENCE_LOOP) or "-"  # fmt: skip
+    speed = reference_loop_ns(stack)
     nginx = out("exec", "-T", "nginx", "sh", "-c", "nginx -v 2>&1")
     redis = out("exec", "-T", "redis", "redis-server", "--version")
     cpu = next((line.split(":", 1)[1].strip() for line in
@@ -52,7 +34,7 @@ def versions(stack: Stack) -> dict[str, str]:
                             capture_output=True, check=False).stdout.strip()  # fmt: skip
     return {"cpu": f"{os.cpu_count()} x {cpu}", "kernel": platform.release(),
             "docker": docker, "node": node, "python": py, "nginx": nginx,
-            "redis": redis.split(" sha=")[0], "reference_loop_ns": speed}  # fmt: skip
+            "redis": redis.split(" sha=")[0], "reference_loop_ns": fmt(speed)}  # fmt: skip
 
 
 def fmt(value: Any, digits: int = 1) -> str:
@@ -95,8 +77,8 @@ def lag_p99(r: dict[str, Any]) -> float | None:
 def table(results: list[dict[str, Any]]) -> str:
     rows = ["| scenario | server | rate | CPU µs per unit | vs Node ws | p50 ms | p99 ms | max ms"
             " | lost | dup | failed | mem/socket KiB | server CPU % | loadgen CPU % | loadgen lag"
-            " p99 ms | core 0 busy % | core 1 busy % |",
-            "|---|---" + "|---:" * 15 + "|"]  # fmt: skip
+            " p99 ms | core 0 busy % | core 1 busy % | ref loop ns |",
+            "|---|---" + "|---:" * 16 + "|"]  # fmt: skip
     for r in results:
         per_s, lat = rate_and_latency(r)
         unit = "deliveries" if r["per"] == "delivery" else f"{r['per']}s"
@@ -109,7 +91,8 @@ def table(results: list[dict[str, Any]]) -> str:
             f" | {fmt(lat['max'], 1)} | {fmt(r['lost'])} | {fmt(r['duplicated'])} | {fmt(failed)}"
             f" | {fmt(r.get('mem_per_socket_kib'))} | {fmt(r['server_cpu_pct'])}"
             f" | {fmt(r['loadgen_cpu_pct'])} | {fmt(lag_p99(r), 2)}"
-            f" | {' | '.join(fmt(busy) for busy in r['core_busy_pct'].values())} |"
+            f" | {' | '.join(fmt(busy) for busy in r['core_busy_pct'].values())}"
+            f" | {fmt(r.get('reference_loop_ns'))} |"
         )
     return "\n".join(rows)
 
@@ -171,7 +154,8 @@ def results_md(report: dict[str, Any], chosen: list[Scenario]) -> str:
         " did not cause, and in a storm how long sockets went unread. Core busy: all"
         " of a pinned core's time over the window, whoever used it (the servers, nginx, the"
         " load generator, the kernel's interrupt and softirq work, Docker's daemons; from"
-        " `/proc/stat`): near 100 %, messages queue.",
+        " `/proc/stat`): near 100 %, messages queue. Ref loop: the machine's speed just before"
+        " the window (`REFERENCE_LOOP` on core 0, as above).",
         "- Docker's health probes: none during a window, for any service (an exec wakes runc,"
         " containerd and dockerd on either core); the run execs each shipped probe itself"
         " before measuring.",
@@ -248,7 +232,8 @@ def targets(results: list[dict[str, Any]]) -> list[str]:
 
 
 def summary(r: dict[str, Any]) -> str:
-    return f"{summary_figures(r)}, cores busy {r['core_busy_pct']}%"
+    return (f"{summary_figures(r)}, cores busy {r['core_busy_pct']}%,"
+            f" ref loop {fmt(r.get('reference_loop_ns'))} ns")  # fmt: skip
 
 
 def summary_figures(r: dict[str, Any]) -> str:
