@@ -1,6 +1,6 @@
 """CPU and memory from the kernel's own accounting: each container's cgroup, each pinned core's
 busy time (/proc/stat), the servers' resident set; where the kernel's receive work runs
-(--steer-rx); and a quiet stack before each window."""
+(--steer-rx); a quiet stack before each window; and the machine's speed (a reference loop)."""
 
 from __future__ import annotations
 
