@@ -180,9 +180,9 @@ def settle(stack: Stack) -> float:
         before = now
 
 
-# This machine's speed varies from day to day, and within a run (a VM: its host and its
-# neighbours change), and every figure with it: a fixed CPython loop on core 0, in ns per
-# iteration (best of five), lets runs and windows be set side by side.
+# This machine's speed varies from day to day, and within a run (a VM), and every figure with
+# it: a fixed CPython loop on core 0, in ns per iteration (best of five), lets runs and windows
+# be set side by side.
 REFERENCE_LOOP = """
 import time
 N = 2_000_000
