@@ -120,19 +120,22 @@ def wait_healthy(stack: Stack, services: Iterable[str]) -> None:
 
 
 def scale_chat(stack: Stack, replicas: int) -> None:
-    stack.compose("up", "-d", "--wait", "--wait-timeout", "180", "--no-recreate", "--scale",
-                  f"chat={replicas}", "chat")  # fmt: skip
-    wait_healthy(stack, ["chat"])
-    stack.compose("kill", "-s", "HUP", "nginx")  # a reload: fresh workers resolve chat anew
-    time.sleep(2)
+    bring_up(stack, ["chat"], replicas)
 
 
 def restart(stack: Stack, target: Target, chat_replicas: int) -> None:
     services = [svc for svc in target.servers if svc != "redis"]
     stack.compose("restart", *services)
+    bring_up(stack, services, chat_replicas)
+
+
+def bring_up(stack: Stack, services: list[str], chat_replicas: int) -> None:
+    """The services up (none recreated; the chat, if named, at `chat_replicas`), each passing
+    its shipped probe; then nginx reloads, so that fresh workers resolve the chat anew rather
+    than after their 10 s cache of its addresses."""
     scale = ["--scale", f"chat={chat_replicas}"] if "chat" in services else []
     stack.compose("up", "-d", "--wait", "--wait-timeout", "180", "--no-recreate", *scale,
                   *services)  # fmt: skip
     wait_healthy(stack, services)
-    stack.compose("kill", "-s", "HUP", "nginx")  # fresh workers resolve the restarted chat
+    stack.compose("kill", "-s", "HUP", "nginx")
     time.sleep(3)
