@@ -11,7 +11,7 @@ from typing import Any
 
 from .cpu import CpuSnapshot, rss_bytes, steer_receive_work
 from .scenarios import Target
-from .stack import FILES, ROOT, Stack, stack_container
+from .stack import ROOT, Stack, stack_container
 
 
 def events(proc: subprocess.Popen[str], label: str) -> Iterator[tuple[dict[str, Any], str]]:
@@ -31,17 +31,18 @@ def run_loadgen(stack: Stack, target: Target, config: dict[str, Any], name: str,
                 core: str = "1") -> dict[str, Any]:  # fmt: skip
     """`steer`: each side's kernel receive work on its own core (--steer-rx; direct only).
     `core`: the load generator's."""
-    services = {svc: stack.ids(svc) for svc in (*target.servers, *target.extra)}
+    services = stack.target_ids(target)
     rss_before = sum(rss_bytes(i) for svc in target.servers for i in services[svc])
     cfg = {**config, "url": target.url, "auth": target.auth}
-    cmd = ["docker", "compose", "-p", stack.project, *FILES, "run", "--rm", "-T", "--name", name,
-           "loadgen", "node", "/bench/loadgen.js", json.dumps(cfg)]  # fmt: skip
+    cmd = stack.argv("run", "--rm", "-T", "--name", name, "loadgen", "node", "/bench/loadgen.js",
+                     json.dumps(cfg))  # fmt: skip
     env = stack.env | {"BENCH_LOADGEN_CORE": core}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
     start: CpuSnapshot | None = None
     end: CpuSnapshot | None = None
     result: dict[str, Any] = {}
     rss_window = 0
+    loadgen_id = ""  # its container, once the window opens
     deadline = time.monotonic() + timeout_s
     for event, line in events(proc, "loadgen"):
         kind = event.get("event")
@@ -54,11 +55,11 @@ def run_loadgen(stack: Stack, target: Target, config: dict[str, Any], name: str,
                 steer_receive_work(loadgen_id, server_id)
             start = CpuSnapshot.take(services, loadgen_id)
         elif kind == "window-end":
-            end = CpuSnapshot.take(services, stack_container(name))
+            end = CpuSnapshot.take(services, loadgen_id)
         elif kind == "result":
             result = event
-            if end is None:  # timed out before its window closed
-                end = CpuSnapshot.take(services, stack_container(name))
+            if end is None and start is not None:  # timed out before its window closed
+                end = CpuSnapshot.take(services, loadgen_id)
         elif kind in ("timeout", "error-frame"):
             print(f"    loadgen: {line.rstrip()}")
         if time.monotonic() > deadline:
@@ -77,11 +78,11 @@ def run_loadgen(stack: Stack, target: Target, config: dict[str, Any], name: str,
 
 def run_wrk(stack: Stack, target: Target, config: dict[str, Any], name: str) -> dict[str, Any]:
     """Scenario 6: ops/bench/token/token.sh in the load generator's container (wrk)."""
-    services = {svc: stack.ids(svc) for svc in (*target.servers, *target.extra)}
-    cmd = ["docker", "compose", "-p", stack.project, *FILES, "run", "--rm", "-T", "--name", name,
-           "loadgen", "bash", "/bench/token/token.sh", target.url, str(config["seconds"]),
-           str(config["connections"]), str(config["threads"]),
-           str(config.get("rate", 0))]  # fmt: skip
+    services = stack.target_ids(target)
+    cmd = stack.argv("run", "--rm", "-T", "--name", name, "loadgen", "bash",
+                     "/bench/token/token.sh", target.url, str(config["seconds"]),
+                     str(config["connections"]), str(config["threads"]),
+                     str(config.get("rate", 0)))  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=ROOT, env=stack.env, stdout=subprocess.PIPE, text=True)
     start: CpuSnapshot | None = None
     end: CpuSnapshot | None = None

@@ -131,7 +131,8 @@ def results_md(report: dict[str, Any], chosen: list[Scenario]) -> str:
         "# Benchmark results",
         "",
         f"Written by `ops/bench/run` on {report['date']}; reproduce with that one command from a"
-        " clean clone (docs/design.md §10). Raw figures: `ops/bench/results/latest.json`.",
+        " clean clone (docs/design.md §10). Raw figures: `ops/bench/results/latest.json` in the"
+        " checkout that ran it (not committed).",
         "",
         f"- machine: {m['cpu']}, Linux {m['kernel']}, Docker {m['docker']}; its speed in this"
         f" run: {m.get('reference_loop_ns', '-')} ns per iteration of a fixed CPython loop on"
@@ -144,7 +145,8 @@ def results_md(report: dict[str, Any], chosen: list[Scenario]) -> str:
         f" Parley's), {m['python']};"
         f" nginx {m['nginx'].split('/')[-1]} on core 1 beside the load generator{nginx_where};"
         f" {m['redis'].split(' v=')[0]} {m['redis'].split(' v=')[-1].split()[0]}",
-        "- CPU: the servers' cgroups (`cpuacct.usage`) over the measured window, Redis included"
+        "- CPU: the servers' cgroups (`cpuacct.usage`, or `cpu.stat` on cgroup v2) over the"
+        " measured window, Redis included"
         " for Parley; per delivery = CPU / messages received by clients; per handshake = CPU /"
         " sockets opened. Memory per socket: growth of the servers' resident set / open sockets.",
         "- latency: from the sender's write to the receiver's read, in the load generator"

@@ -106,7 +106,7 @@ SCENARIOS = [
              {"mode": "join", "clients": 30, "rooms": 1, "connectRate": 30, "inflight": 10},
              per="handshake",
              notes=["a handshake may take 30 s (15 s elsewhere): the yardsticks, sending each "
-                    "join to everyone, answer the last ones after 14-19 s, and a run where "
+                    "join to everyone, answer the last ones after 12-19 s, and a run where "
                     "some took longer compared nothing"]),
     Scenario("token-paced", f"6. Token endpoint at {PACED_TOKENS_PER_S} tokens/s offered: POST "
              "/api/rooms/{room}/token through nginx (wrk, 32 connections on a timetable)",

@@ -55,8 +55,12 @@ class Stack:
             self.compose("down", "-v", "--remove-orphans", check=False)  # what that run made
         shutil.rmtree(self.work, ignore_errors=True)
 
+    def argv(self, *args: str) -> list[str]:
+        """`docker compose` on this project with the bench's files, then `args`."""
+        return ["docker", "compose", "-p", self.project, *FILES, *args]
+
     def compose(self, *args: str, capture: bool = False, check: bool = True) -> str:
-        cmd = ["docker", "compose", "-p", self.project, *FILES, *args]
+        cmd = self.argv(*args)
         done = subprocess.run(cmd, cwd=ROOT, env=self.env, check=False, text=True,
                               stdout=subprocess.PIPE if capture else None)  # fmt: skip
         if check and done.returncode != 0:
@@ -65,6 +69,10 @@ class Stack:
 
     def ids(self, service: str) -> list[str]:
         return self.compose("ps", "-q", service, capture=True).split()
+
+    def target_ids(self, target: Target) -> dict[str, list[str]]:
+        """The containers of a target's servers and of the services reported beside them."""
+        return {svc: self.ids(svc) for svc in (*target.servers, *target.extra)}
 
 
 def inspect(container: str, field: str) -> str:
